@@ -1,0 +1,452 @@
+//! One spoke's task: reads what it sends, writes what it is due, in batches.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::{MissedTickBehavior, timeout, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+
+use crate::config::SlowSpokePolicy;
+use crate::event::{DecodeError, Event, decode};
+use crate::hub::{HubInner, Outgoing};
+use crate::pattern::Pattern;
+use crate::protocol::{self, ErrorCode, RESERVED_PREFIX, close_code};
+use crate::spoke::{CloseRequest, DisconnectReason, Spoke};
+use crate::stats::Stats;
+
+/// The most frames written in one batch before the task flushes and looks
+/// at its other work (reads, heartbeats) again.
+const MAX_BATCH: usize = 256;
+
+/// `Err` ends the connection, for the reason inside.
+type Step = Result<(), DisconnectReason>;
+
+/// What woke the task to write.
+enum First {
+    Broadcast(Result<Arc<Outgoing>, RecvError>),
+    Direct(Arc<Outgoing>),
+}
+
+pub(crate) struct Connection<S> {
+    hub: Arc<HubInner>,
+    spoke: Spoke,
+    ws: WebSocketStream<S>,
+    events: broadcast::Receiver<Arc<Outgoing>>,
+    direct: mpsc::Receiver<Arc<Outgoing>>,
+    close: watch::Receiver<Option<CloseRequest>>,
+    shutdown: watch::Receiver<Option<Instant>>,
+    /// `None` until the spoke's first `hub.subscribe`: then it receives everything.
+    patterns: Option<Vec<Pattern>>,
+    last_seen: Instant,
+    /// Frames and bytes written since the last flush, added to the hub's
+    /// counters once per batch.
+    frames_out: u64,
+    bytes_out: u64,
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub(crate) fn new(
+        hub: Arc<HubInner>,
+        spoke: Spoke,
+        ws: WebSocketStream<S>,
+        events: broadcast::Receiver<Arc<Outgoing>>,
+        direct: mpsc::Receiver<Arc<Outgoing>>,
+        close: watch::Receiver<Option<CloseRequest>>,
+    ) -> Self {
+        let shutdown = hub.shutdown.subscribe();
+        Self {
+            hub,
+            spoke,
+            ws,
+            events,
+            direct,
+            close,
+            shutdown,
+            patterns: None,
+            last_seen: Instant::now(),
+            frames_out: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Serves the spoke until it goes; then removes it from the hub and runs
+    /// the disconnection hooks, once, whatever ended the task.
+    pub(crate) async fn run(mut self) {
+        let mut done = Departure { hub: self.hub.clone(), spoke: self.spoke.clone(), reason: None };
+        let reason = self.serve().await;
+        done.reason = Some(reason);
+    }
+
+    async fn serve(&mut self) -> DisconnectReason {
+        let config = &self.hub.config;
+        let period = config.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at((Instant::now() + period).into(), period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        loop {
+            let shutting_down = *self.shutdown.borrow_and_update();
+            if let Some(deadline) = shutting_down {
+                return self.shut_down(deadline).await;
+            }
+            let step = tokio::select! {
+                _ = self.shutdown.changed() => Ok(()),
+                _ = self.close.changed() => {
+                    let request = self.close.borrow_and_update().clone();
+                    match request {
+                        Some(CloseRequest { code, reason }) => {
+                            let why = if code == close_code::TRY_AGAIN_LATER {
+                                DisconnectReason::TooSlow
+                            } else {
+                                DisconnectReason::ClosedByHub { code, reason: reason.clone() }
+                            };
+                            Err(self.close_with(code, &reason, why).await)
+                        }
+                        None => Ok(()),
+                    }
+                }
+                message = self.ws.next() => self.on_message(message).await,
+                first = self.events.recv() => self.write_batch(First::Broadcast(first)).await,
+                Some(first) = self.direct.recv() => self.write_batch(First::Direct(first)).await,
+                _ = heartbeat.tick() => self.on_heartbeat().await,
+            };
+            if let Err(reason) = step {
+                return reason;
+            }
+        }
+    }
+
+    // --- reading -------------------------------------------------------------
+
+    async fn on_message(&mut self, message: Option<Result<Message, WsError>>) -> Step {
+        let message = match message {
+            None => return Err(DisconnectReason::ConnectionLost),
+            Some(Err(error)) => return Err(self.on_read_error(error).await),
+            Some(Ok(message)) => message,
+        };
+        self.last_seen = Instant::now();
+        match message {
+            Message::Text(text) => self.on_data(text.as_bytes()).await,
+            Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
+                Ok(_) => self.on_data(&bytes).await,
+                Err(_) => {
+                    self.count_in(bytes.len());
+                    self.reply_error(ErrorCode::InvalidJson, "a binary frame must hold UTF-8 JSON").await
+                }
+            },
+            Message::Close(frame) => {
+                let (code, reason) = match frame {
+                    Some(frame) => (u16::from(frame.code), frame.reason.as_str().to_owned()),
+                    None => (1005, String::new()),
+                };
+                // Reading on sends tungstenite's reply and ends at the TCP close.
+                let close_timeout = self.hub.config.close_timeout;
+                let _ = timeout(close_timeout, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+                Err(DisconnectReason::Closed { code, reason })
+            }
+            // tungstenite answers pings by itself; both are signs of life.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    async fn on_read_error(&mut self, error: WsError) -> DisconnectReason {
+        tracing::debug!(spoke = %self.spoke.id(), %error, "read error");
+        match error {
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                self.close_with(close_code::TOO_BIG, "message too big", DisconnectReason::MessageTooBig).await
+            }
+            WsError::Utf8(_) => {
+                self.close_with(close_code::INVALID_PAYLOAD, "text frame is not UTF-8", DisconnectReason::InvalidUtf8)
+                    .await
+            }
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_) => {
+                DisconnectReason::ConnectionLost
+            }
+            WsError::Protocol(_) | WsError::Capacity(_) | WsError::AttackAttempt => {
+                self.close_with(close_code::PROTOCOL_ERROR, "protocol error", DisconnectReason::ProtocolError).await
+            }
+            WsError::ConnectionClosed | WsError::AlreadyClosed => DisconnectReason::ConnectionLost,
+            other => {
+                let why = DisconnectReason::Internal(other.to_string());
+                self.close_with(close_code::INTERNAL, "internal error", why).await
+            }
+        }
+    }
+
+    fn count_in(&self, len: usize) {
+        let stats = &self.hub.stats;
+        stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        Stats::add(&stats.bytes_in, len as u64);
+    }
+
+    async fn on_data(&mut self, bytes: &[u8]) -> Step {
+        self.count_in(bytes.len());
+        let wire = match decode(bytes) {
+            Ok(wire) => wire,
+            Err(DecodeError::InvalidJson(why)) => return self.reply_error(ErrorCode::InvalidJson, &why).await,
+            Err(DecodeError::InvalidEnvelope(why)) => {
+                return self.reply_error(ErrorCode::InvalidEnvelope, &why).await;
+            }
+        };
+        if wire.event_type.starts_with(RESERVED_PREFIX) {
+            return match &*wire.event_type {
+                protocol::SUBSCRIBE => self.on_subscribe(&wire.id).await,
+                protocol::UNSUBSCRIBE => self.on_unsubscribe(&wire.id).await,
+                other => {
+                    let why = format!("`{other}`: types beginning with `hub.` are reserved for the hub");
+                    self.reply_error(ErrorCode::ReservedType, &why).await
+                }
+            };
+        }
+        self.hub.stats.events_in.fetch_add(1, Ordering::Relaxed);
+        let event = Event::new(wire.event_type, wire.id, wire.payload).with_origin(self.spoke.id());
+        let missed = self.hub.listeners.deliver(&event);
+        Stats::add(&self.hub.stats.subscription_dropped, missed);
+        if self.hub.config.relay {
+            if let Ok(out) = Outgoing::encode(&event, Some(self.spoke.id()), self.hub.config.frame_kind) {
+                self.hub.broadcast(out);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_subscribe(&mut self, text: &str) -> Step {
+        let pattern = match Pattern::new(text) {
+            Ok(pattern) => pattern,
+            Err(e) => return self.reply_error(ErrorCode::InvalidPattern, &e.to_string()).await,
+        };
+        let patterns = self.patterns.get_or_insert_with(Vec::new);
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+        self.publish_patterns();
+        self.reply(protocol::subscribed(text)).await
+    }
+
+    async fn on_unsubscribe(&mut self, text: &str) -> Step {
+        let pattern = match Pattern::new(text) {
+            Ok(pattern) => pattern,
+            Err(e) => return self.reply_error(ErrorCode::InvalidPattern, &e.to_string()).await,
+        };
+        if let Some(patterns) = &mut self.patterns {
+            patterns.retain(|p| *p != pattern);
+        }
+        self.publish_patterns();
+        self.reply(protocol::unsubscribed(text)).await
+    }
+
+    /// Copies the patterns where [`Spoke::patterns`] can see them.
+    fn publish_patterns(&self) {
+        let shown = self.patterns.as_ref().map(|ps| ps.iter().map(|p| p.as_str().to_owned()).collect());
+        *self.spoke.shared.patterns.lock().unwrap_or_else(|e| e.into_inner()) = shown;
+    }
+
+    async fn reply_error(&mut self, code: ErrorCode, message: &str) -> Step {
+        self.hub.stats.error(code);
+        tracing::debug!(spoke = %self.spoke.id(), %code, message, "rejected a message");
+        self.reply(protocol::error_envelope(code, message)).await
+    }
+
+    /// Writes one control envelope now (it answers what the spoke just sent).
+    async fn reply(&mut self, text: String) -> Step {
+        let message = Outgoing::control(text, self.hub.config.frame_kind);
+        self.timed_write(async |c: &mut Self| {
+            c.feed(message).await?;
+            c.flush().await
+        })
+        .await
+    }
+
+    // --- writing -------------------------------------------------------------
+
+    /// Whether this spoke should receive a dispatched event.
+    fn wants(&self, out: &Outgoing) -> bool {
+        if out.origin.is_some() && out.origin == Some(self.spoke.id()) && !self.hub.config.echo {
+            return false;
+        }
+        match &self.patterns {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| p.matches(out.event_type(), &out.topic)),
+        }
+    }
+
+    /// Writes `first` and everything else already waiting, then flushes once.
+    async fn write_batch(&mut self, first: First) -> Step {
+        self.timed_write(async move |c: &mut Self| {
+            match first {
+                First::Broadcast(Ok(out)) => c.write_event(&out).await?,
+                First::Broadcast(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
+                First::Broadcast(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
+                First::Direct(out) => c.feed(out.message.clone()).await?,
+            }
+            c.drain().await?;
+            c.flush().await
+        })
+        .await
+    }
+
+    /// Feeds every frame already waiting, without flushing.
+    async fn drain(&mut self) -> Step {
+        for _ in 0..MAX_BATCH {
+            match self.events.try_recv() {
+                Ok(out) => self.write_event(&out).await?,
+                Err(TryRecvError::Lagged(missed)) => self.on_lag(missed).await?,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        for _ in 0..MAX_BATCH {
+            match self.direct.try_recv() {
+                Ok(out) => self.feed(out.message.clone()).await?,
+                Err(_) => break,
+            }
+        }
+        let missed = self.spoke.shared.direct_missed.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            self.count_lag(missed);
+            self.feed(Outgoing::control(protocol::lagged(missed), self.hub.config.frame_kind)).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_event(&mut self, out: &Outgoing) -> Step {
+        if self.wants(out) { self.feed(out.message.clone()).await } else { Ok(()) }
+    }
+
+    async fn on_lag(&mut self, missed: u64) -> Step {
+        self.count_lag(missed);
+        tracing::warn!(spoke = %self.spoke.id(), missed, policy = ?self.spoke.shared.policy, "spoke lagged");
+        match self.hub.config.slow_spoke_policy {
+            SlowSpokePolicy::Skip => {
+                self.feed(Outgoing::control(protocol::lagged(missed), self.hub.config.frame_kind)).await
+            }
+            _ => Err(DisconnectReason::TooSlow),
+        }
+    }
+
+    fn count_lag(&self, missed: u64) {
+        self.hub.stats.lagged.fetch_add(1, Ordering::Relaxed);
+        Stats::add(&self.hub.stats.dropped, missed);
+    }
+
+    async fn feed(&mut self, message: Message) -> Step {
+        self.frames_out += 1;
+        self.bytes_out += message.len() as u64;
+        self.ws.feed(message).await.map_err(write_error)
+    }
+
+    async fn flush(&mut self) -> Step {
+        let result = self.ws.flush().await.map_err(write_error);
+        let stats = &self.hub.stats;
+        Stats::add(&stats.events_out, std::mem::take(&mut self.frames_out));
+        Stats::add(&stats.bytes_out, std::mem::take(&mut self.bytes_out));
+        result
+    }
+
+    /// Runs a write within the write timeout; a spoke that does not take
+    /// its frames in time is too slow, and so is one that lagged.
+    async fn timed_write<F>(&mut self, write: F) -> Step
+    where
+        F: AsyncFnOnce(&mut Self) -> Step,
+    {
+        let limit = self.hub.config.write_timeout;
+        let result = match timeout(limit, write(self)).await {
+            Ok(result) => result,
+            Err(_) => Err(DisconnectReason::TooSlow),
+        };
+        match result {
+            Err(DisconnectReason::TooSlow) => {
+                Err(self.close_with(close_code::TRY_AGAIN_LATER, "too slow", DisconnectReason::TooSlow).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn on_heartbeat(&mut self) -> Step {
+        if self.last_seen.elapsed() > self.hub.config.heartbeat_timeout {
+            let why = DisconnectReason::HeartbeatTimeout;
+            return Err(self.close_with(close_code::POLICY, "heartbeat timeout", why).await);
+        }
+        self.timed_write(async |c: &mut Self| {
+            c.ws.feed(Message::Ping(Bytes::new())).await.map_err(write_error)?;
+            c.flush().await
+        })
+        .await
+    }
+
+    // --- closing -------------------------------------------------------------
+
+    /// Writes everything queued before the shutdown, then closes with 1001.
+    async fn shut_down(&mut self, deadline: Instant) -> DisconnectReason {
+        let flushed = timeout_at(deadline.into(), async {
+            loop {
+                let before = self.frames_out;
+                self.drain().await?;
+                let wrote = self.frames_out > before;
+                self.flush().await?;
+                if !wrote {
+                    return Ok::<_, DisconnectReason>(());
+                }
+            }
+        })
+        .await;
+        match flushed {
+            Ok(Err(reason)) if reason != DisconnectReason::TooSlow => reason,
+            _ => self.close_with(close_code::GOING_AWAY, "hub shutting down", DisconnectReason::Shutdown).await,
+        }
+    }
+
+    /// Sends a close frame, waits (within the close timeout) for the spoke's
+    /// own, and returns `why`. The TCP connection closes when the task ends.
+    async fn close_with(&mut self, code: u16, reason: &str, why: DisconnectReason) -> DisconnectReason {
+        self.hub.stats.closed_with(code);
+        if why != DisconnectReason::Shutdown {
+            tracing::info!(spoke = %self.spoke.id(), code, reason, "closing spoke");
+        }
+        let frame = CloseFrame { code: code.into(), reason: reason.into() };
+        let ws = &mut self.ws;
+        let _ = timeout(self.hub.config.close_timeout, async {
+            if ws.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+        why
+    }
+}
+
+fn write_error(error: WsError) -> DisconnectReason {
+    match error {
+        WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed => DisconnectReason::ConnectionLost,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing) => {
+            DisconnectReason::ConnectionLost
+        }
+        WsError::WriteBufferFull(_) => DisconnectReason::TooSlow,
+        other => DisconnectReason::Internal(other.to_string()),
+    }
+}
+
+/// Removes the spoke from the hub when the task ends, however it ends (a
+/// panic, or the runtime dropping the task, included).
+struct Departure {
+    hub: Arc<HubInner>,
+    spoke: Spoke,
+    reason: Option<DisconnectReason>,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        let reason =
+            self.reason.take().unwrap_or_else(|| DisconnectReason::Internal("the connection task was stopped".into()));
+        self.hub.remove(&self.spoke, &reason);
+    }
+}

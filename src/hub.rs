@@ -1,0 +1,389 @@
+//! [`Hub`]: fan-out to every spoke, and streams of what every spoke sends.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+
+use crate::config::{FrameKind, HubConfig};
+use crate::connection::Connection;
+use crate::error::SendError;
+use crate::event::{Event, encode};
+use crate::pattern::{Pattern, PatternError};
+use crate::protocol::RESERVED_PREFIX;
+use crate::spoke::{DisconnectReason, Spoke, SpokeId, SpokeShared};
+use crate::stats::{HubStats, Stats};
+use crate::subscription::{Listeners, Subscription};
+
+type ConnectionHook = Arc<dyn Fn(&Spoke) + Send + Sync>;
+type DisconnectionHook = Arc<dyn Fn(&Spoke, &DisconnectReason) + Send + Sync>;
+
+/// A WebSocket pub/sub hub.
+///
+/// A `Hub` is a cheap handle (an `Arc` inside): clone it into every task
+/// that dispatches or subscribes.
+///
+/// - [`dispatch`](Self::dispatch) fans an event out to every connected
+///   spoke. The envelope is serialized **once**; one
+///   `tokio::sync::broadcast` channel carries the shared bytes and every
+///   connection's task subscribes to it, filtering by the spoke's own
+///   subscriptions (`hub.subscribe`).
+/// - [`subscribe`](Self::subscribe) merges what every spoke sends into a
+///   [`Subscription`] stream filtered by topic pattern.
+/// - [`accept`](Self::accept) takes a connection whose HTTP upgrade is done;
+///   [`serve`](Self::serve) accepts TCP connections and upgrades them itself.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use wshub::{Event, Hub, HubConfig};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let hub = Hub::new(HubConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// tokio::spawn(hub.clone().serve(listener).into_future());
+///
+/// let mut messages = hub.subscribe("chat.message:*").expect("a valid pattern");
+/// while let Some(Ok(event)) = messages.next().await {
+///     // Answer everyone.
+///     let _ = hub.dispatch(Event::new("chat.echo", event.id(), event.payload().clone()));
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// ## Backpressure
+/// The hub never waits for a spoke. A dispatched event is held (once, shared)
+/// until every spoke's task has written it or skipped past it; a spoke more
+/// than [`HubConfig::broadcast_capacity`] events behind has *lagged*, and
+/// [`HubConfig::slow_spoke_policy`] applies: by default it is closed with
+/// 1013; under [`SlowSpokePolicy::Skip`](crate::SlowSpokePolicy::Skip) it
+/// skips ahead and receives `hub.lagged` with the number it missed. A spoke
+/// whose socket takes longer than [`HubConfig::write_timeout`] to accept one
+/// batch is closed with 1013 too. Either way it is counted in
+/// [`HubStats::lagged`] and logged. So a stalled spoke costs at most
+/// `broadcast_capacity` shared envelopes plus its own write buffer, and the
+/// other spokes neither wait nor lose anything.
+///
+/// Each connection's task writes in batches: it takes every frame already
+/// waiting for it, feeds them all, and flushes once.
+///
+/// ## Closing
+/// Every spoke that goes away, by a close frame, a dropped TCP connection, a
+/// heartbeat timeout or the hub's own close, is removed from
+/// [`spokes`](Self::spokes) and the disconnection hooks run exactly once, with
+/// a [`DisconnectReason`]. [`shutdown`](Self::shutdown) flushes what was
+/// queued for each spoke, closes it with 1001, and ends every
+/// [`Subscription`].
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+pub(crate) struct HubInner {
+    pub(crate) config: HubConfig,
+    pub(crate) events: broadcast::Sender<Arc<Outgoing>>,
+    pub(crate) spokes: Mutex<HashMap<SpokeId, Spoke>>,
+    /// The number of connected spokes, watched by `shutdown`.
+    pub(crate) count: watch::Sender<usize>,
+    pub(crate) listeners: Arc<Listeners>,
+    pub(crate) stats: Stats,
+    /// `Some(deadline)` once the hub is shutting down.
+    pub(crate) shutdown: watch::Sender<Option<Instant>>,
+    next_id: AtomicU64,
+    on_connection: RwLock<Vec<ConnectionHook>>,
+    on_disconnection: RwLock<Vec<DisconnectionHook>>,
+}
+
+/// One encoded envelope, shared by every connection that sends it.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// `type:id`.
+    pub(crate) topic: Box<str>,
+    /// The length of `type` in `topic`.
+    pub(crate) type_len: usize,
+    /// The spoke the event came from, when relayed.
+    pub(crate) origin: Option<SpokeId>,
+    pub(crate) message: Message,
+}
+
+impl Outgoing {
+    pub(crate) fn encode(event: &Event, origin: Option<SpokeId>, kind: FrameKind) -> Result<Self, &'static str> {
+        if event.event_type().is_empty() {
+            return Err("the type is empty");
+        }
+        if event.event_type().starts_with(RESERVED_PREFIX) {
+            return Err("types beginning with `hub.` are reserved for the hub");
+        }
+        let text = encode(event.event_type(), event.id(), event.payload());
+        Ok(Self { topic: event.topic().into(), type_len: event.event_type().len(), origin, message: message(text, kind) })
+    }
+
+    /// A control envelope from the hub (`hub.lagged`, …).
+    pub(crate) fn control(text: String, kind: FrameKind) -> Message {
+        message(text, kind)
+    }
+
+    pub(crate) fn event_type(&self) -> &str {
+        &self.topic[..self.type_len]
+    }
+}
+
+fn message(text: String, kind: FrameKind) -> Message {
+    match kind {
+        FrameKind::Binary => Message::Binary(Bytes::from(text)),
+        _ => Message::Text(Utf8Bytes::from(text)),
+    }
+}
+
+impl Hub {
+    /// A hub with these settings. Nothing runs until spokes are
+    /// [accepted](Self::accept) or [served](Self::serve).
+    pub fn new(config: HubConfig) -> Self {
+        let config = config.normalized();
+        let (events, _) = broadcast::channel(config.broadcast_capacity);
+        Self {
+            inner: Arc::new(HubInner {
+                config,
+                events,
+                spokes: Mutex::default(),
+                count: watch::Sender::new(0),
+                listeners: Arc::default(),
+                stats: Stats::default(),
+                shutdown: watch::Sender::new(None),
+                next_id: AtomicU64::new(1),
+                on_connection: RwLock::default(),
+                on_disconnection: RwLock::default(),
+            }),
+        }
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Sends `event` to every connected spoke whose subscriptions match it
+    /// (a spoke that never sent `hub.subscribe` receives everything).
+    ///
+    /// The envelope is encoded once here; the connection tasks share the
+    /// bytes. Returns the number of spokes the event was queued for (each then
+    /// filters by its subscriptions). It never waits: see
+    /// [Backpressure](Self#backpressure).
+    ///
+    /// # Errors
+    /// Hands the event back in [`SendError::InvalidEvent`] for an empty type
+    /// or one beginning with `hub.`, and in [`SendError::Closed`] once the hub
+    /// is shutting down.
+    pub fn dispatch(&self, event: Event) -> Result<usize, SendError> {
+        if self.is_shutting_down() {
+            return Err(SendError::Closed(event));
+        }
+        match Outgoing::encode(&event, None, self.inner.config.frame_kind) {
+            Ok(out) => Ok(self.inner.broadcast(out)),
+            Err(why) => Err(SendError::InvalidEvent(event, why)),
+        }
+    }
+
+    /// A stream of the events any spoke sends whose topic matches `pattern`
+    /// (`type:id`, `type:*` or `*`), each with its [`origin`](Event::origin).
+    /// Dropping the stream unsubscribes. See [`Subscription`] for when it lags
+    /// and when it ends.
+    ///
+    /// # Errors
+    /// When `pattern` is not a valid pattern.
+    pub fn subscribe<P>(&self, pattern: P) -> Result<Subscription, PatternError>
+    where
+        P: TryInto<Pattern, Error = PatternError>,
+    {
+        let pattern = pattern.try_into()?;
+        Ok(self.inner.listeners.subscribe(pattern, None, self.inner.config.subscription_capacity))
+    }
+
+    /// Takes a WebSocket whose HTTP upgrade is done and serves it as a
+    /// spoke, in a task of its own; returns the spoke's handle. The
+    /// connection hooks have run when this returns.
+    ///
+    /// Build the stream with [`HubConfig::websocket_config`], so that the
+    /// hub's size limits hold for it, and set `TCP_NODELAY` on its socket.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn accept<S>(&self, ws: WebSocketStream<S>) -> Spoke
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.accept_inner(ws, None)
+    }
+
+    /// [`accept`](Self::accept), for a peer whose address is known.
+    pub fn accept_from<S>(&self, ws: WebSocketStream<S>, remote_addr: SocketAddr) -> Spoke
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.accept_inner(ws, Some(remote_addr))
+    }
+
+    fn accept_inner<S>(&self, ws: WebSocketStream<S>, remote_addr: Option<SocketAddr>) -> Spoke
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let inner = &self.inner;
+        let config = &inner.config;
+        let id = SpokeId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let (direct_tx, direct_rx) = mpsc::channel(config.spoke_queue_capacity);
+        let (close_tx, close_rx) = watch::channel(None);
+        let spoke = Spoke {
+            shared: Arc::new(SpokeShared {
+                id,
+                remote_addr,
+                connected_at: SystemTime::now(),
+                direct: direct_tx,
+                direct_missed: AtomicU64::new(0),
+                close: close_tx,
+                patterns: Mutex::new(None),
+                listeners: inner.listeners.clone(),
+                policy: config.slow_spoke_policy,
+                subscription_capacity: config.subscription_capacity,
+                frame_kind: config.frame_kind,
+            }),
+        };
+        // Subscribe before the spoke is visible, so that every dispatch after
+        // `accept` returns reaches it.
+        let events = inner.events.subscribe();
+        {
+            let mut spokes = inner.spokes.lock().unwrap_or_else(|e| e.into_inner());
+            spokes.insert(id, spoke.clone());
+            inner.count.send_replace(spokes.len());
+        }
+        inner.stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(spoke = %id, ?remote_addr, "spoke connected");
+        // Cloned out of the lock, so that a hook may add hooks.
+        let hooks = read(&inner.on_connection).clone();
+        for hook in &hooks {
+            hook(&spoke);
+        }
+        let connection = Connection::new(inner.clone(), spoke.clone(), ws, events, direct_rx, close_rx);
+        tokio::spawn(connection.run());
+        spoke
+    }
+
+    /// Runs `hook` for every spoke accepted from now on, before its first
+    /// message is read. Hooks run in the order they were added.
+    pub fn on_connection<F>(&self, hook: F)
+    where
+        F: Fn(&Spoke) + Send + Sync + 'static,
+    {
+        self.inner.on_connection.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(hook));
+    }
+
+    /// Runs `hook` exactly once for every spoke that goes away from now on,
+    /// with the reason, after it has left [`spokes`](Self::spokes).
+    pub fn on_disconnection<F>(&self, hook: F)
+    where
+        F: Fn(&Spoke, &DisconnectReason) + Send + Sync + 'static,
+    {
+        self.inner.on_disconnection.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(hook));
+    }
+
+    /// The spokes connected now, in the order they connected.
+    pub fn spokes(&self) -> Vec<Spoke> {
+        let mut spokes: Vec<Spoke> = lock(&self.inner.spokes).values().cloned().collect();
+        spokes.sort_by_key(Spoke::id);
+        spokes
+    }
+
+    /// One connected spoke, by id.
+    pub fn spoke(&self, id: SpokeId) -> Option<Spoke> {
+        lock(&self.inner.spokes).get(&id).cloned()
+    }
+
+    /// How many spokes are connected now.
+    pub fn spoke_count(&self) -> usize {
+        *self.inner.count.borrow()
+    }
+
+    /// A snapshot of the hub's counters.
+    pub fn stats(&self) -> HubStats {
+        self.inner.stats.snapshot(self.spoke_count() as u64)
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.borrow().is_some()
+    }
+
+    /// Shuts the hub down: every spoke receives what was already queued for
+    /// it, then a close frame with 1001; every [`Subscription`] ends; later
+    /// dispatches fail with [`SendError::Closed`] and [`serve`](Self::serve)
+    /// stops accepting. Returns once every spoke is gone, or after
+    /// [`HubConfig::shutdown_timeout`] plus [`HubConfig::close_timeout`],
+    /// by which time every connection has been dropped.
+    ///
+    /// Calling it again waits again; it is cancel safe (the shutdown goes on).
+    pub async fn shutdown(&self) {
+        let config = &self.inner.config;
+        let deadline = Instant::now() + config.shutdown_timeout;
+        self.inner.shutdown.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(deadline);
+                true
+            } else {
+                false
+            }
+        });
+        self.inner.listeners.close();
+        let mut count = self.inner.count.subscribe();
+        let limit = config.shutdown_timeout + config.close_timeout;
+        let _ = tokio::time::timeout(limit, count.wait_for(|n| *n == 0)).await;
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<HubInner> {
+        &self.inner
+    }
+}
+
+impl HubInner {
+    /// Hands one encoded envelope to every connection task.
+    pub(crate) fn broadcast(&self, out: Outgoing) -> usize {
+        self.stats.dispatched.fetch_add(1, Ordering::Relaxed);
+        self.events.send(Arc::new(out)).unwrap_or(0)
+    }
+
+    /// Called once for every spoke whose task has ended.
+    pub(crate) fn remove(&self, spoke: &Spoke, reason: &DisconnectReason) {
+        {
+            let mut spokes = lock(&self.spokes);
+            spokes.remove(&spoke.id());
+            self.count.send_replace(spokes.len());
+        }
+        self.listeners.remove_origin(spoke.id());
+        tracing::debug!(spoke = %spoke.id(), ?reason, "spoke disconnected");
+        let hooks = read(&self.on_disconnection).clone();
+        for hook in &hooks {
+            hook(spoke, reason);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("spokes", &self.spoke_count())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
