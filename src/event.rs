@@ -186,23 +186,64 @@ pub(crate) struct WireIn<'a> {
     pub(crate) payload: Value,
 }
 
+/// The deepest nesting of arrays and objects the wire protocol accepts.
+pub(crate) const MAX_DEPTH: usize = 128;
+
 /// Decodes one envelope, telling bad JSON from JSON of the wrong shape.
 pub(crate) fn decode(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
-    match serde_json::from_slice::<WireIn<'_>>(bytes) {
-        Ok(wire) if wire.event_type.is_empty() => {
-            Err(DecodeError::InvalidEnvelope("`type` may not be empty".into()))
-        }
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(DecodeError::InvalidJson(format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    // serde_json's own limit stops one level short of the protocol's (it
+    // refuses a 128th level); the depth is checked above instead, so its
+    // recursion stays within 128 levels.
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    deserializer.disable_recursion_limit();
+    let parsed = WireIn::deserialize(&mut deserializer).and_then(|wire| deserializer.end().map(|()| wire));
+    match parsed {
+        Ok(wire) if wire.event_type.is_empty() => Err(DecodeError::InvalidEnvelope("`type` may not be empty".into())),
         Ok(wire) => Ok(wire),
         Err(e) if e.is_data() => {
             // A shape error can be found before a syntax error further on:
             // only JSON that parses as a whole is "the wrong shape".
-            match serde_json::from_slice::<IgnoredAny>(bytes) {
+            let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+            deserializer.disable_recursion_limit();
+            match IgnoredAny::deserialize(&mut deserializer).and_then(|_| deserializer.end()) {
                 Ok(_) => Err(DecodeError::InvalidEnvelope(e.to_string())),
                 Err(syntax) => Err(DecodeError::InvalidJson(syntax.to_string())),
             }
         }
         Err(e) => Err(DecodeError::InvalidJson(e.to_string())),
     }
+}
+
+/// How deeply arrays and objects nest in `bytes`, brackets inside strings
+/// not counted. Malformed JSON gets some number; the parser refuses it after.
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Encodes an envelope once, into text every connection can share.
@@ -224,7 +265,8 @@ mod tests {
 
     #[test]
     fn numbers_keep_every_digit() {
-        let text = r#"{"type":"t","id":"x","payload":{"n":12345678901234567890123,"f":0.1000000000000000055511151231257827}}"#;
+        let text =
+            r#"{"type":"t","id":"x","payload":{"n":12345678901234567890123,"f":0.1000000000000000055511151231257827}}"#;
         let e = Event::from_json(text.as_bytes()).unwrap();
         assert_eq!(e.to_json(), text);
     }
@@ -251,11 +293,14 @@ mod tests {
 
     #[test]
     fn nesting_limit_is_128_levels() {
-        let nested = |depth: usize| {
-            format!(r#"{{"type":"t","id":"","payload":{}{}}}"#, "[".repeat(depth), "]".repeat(depth))
-        };
+        let nested =
+            |depth: usize| format!(r#"{{"type":"t","id":"","payload":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
         // The envelope object is one level, so a payload of depth 127 is 128 in all.
         assert!(decode(nested(127).as_bytes()).is_ok());
         assert!(matches!(decode(nested(128).as_bytes()), Err(DecodeError::InvalidJson(_))));
+        assert!(matches!(decode(nested(10_000).as_bytes()), Err(DecodeError::InvalidJson(_))));
+        // Brackets inside strings do not count.
+        let in_string = format!(r#"{{"type":"t","id":"{}","payload":"\"{}"}}"#, "[".repeat(500), "{".repeat(500));
+        assert!(decode(in_string.as_bytes()).is_ok());
     }
 }

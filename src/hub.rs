@@ -121,7 +121,12 @@ impl Outgoing {
             return Err("types beginning with `hub.` are reserved for the hub");
         }
         let text = encode(event.event_type(), event.id(), event.payload());
-        Ok(Self { topic: event.topic().into(), type_len: event.event_type().len(), origin, message: message(text, kind) })
+        Ok(Self {
+            topic: event.topic().into(),
+            type_len: event.event_type().len(),
+            origin,
+            message: message(text, kind),
+        })
     }
 
     /// A control envelope from the hub (`hub.lagged`, …).
