@@ -1,0 +1,134 @@
+//! A spoke that stops reading costs bounded memory and never slows or
+//! starves the others.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+use wshub::{DisconnectReason, Event, HubConfig, SlowSpokePolicy};
+
+const EVENTS: usize = 20_000;
+const PAYLOAD: usize = 1024;
+
+/// Reads `n` events in order, checking each one's sequence number and
+/// publishing its progress.
+async fn read_all(mut ws: Ws, n: usize, progress: Arc<AtomicUsize>) {
+    for i in 0..n {
+        let v = recv(&mut ws).await;
+        assert_eq!(v["id"], i.to_string(), "events arrive complete and in order");
+        progress.store(i + 1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_that_stops_reading_does_not_slow_or_starve_the_others() {
+    let config = HubConfig::default().broadcast_capacity(1024).write_timeout(Duration::from_secs(1));
+    let hub = TestHub::start(config).await;
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let sink = gone.clone();
+    hub.hub.on_disconnection(move |_, reason| sink.lock().unwrap().push(reason.clone()));
+
+    let stalled = hub.connect().await; // never read from
+    let readers: Vec<_> = futures::future::join_all((0..3).map(|_| hub.connect())).await;
+    let progress: Vec<_> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let readers: Vec<_> =
+        readers.into_iter().zip(&progress).map(|(ws, p)| tokio::spawn(read_all(ws, EVENTS, p.clone()))).collect();
+    let rss_before = rss_kib();
+
+    let payload = json!("x".repeat(PAYLOAD));
+    for i in 0..EVENTS {
+        // Keep within the broadcast capacity of the slowest *reading* spoke
+        // (this test's readers are slow, debug-built JSON parsers); the
+        // stalled spoke falls behind all the same.
+        while progress.iter().any(|p| p.load(Ordering::Relaxed) + 512 < i) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        hub.hub.dispatch(Event::new("load", i.to_string(), payload.clone())).unwrap();
+    }
+    for reader in readers {
+        tokio::time::timeout(Duration::from_secs(60), reader).await.expect("readers finish").unwrap();
+    }
+
+    // About 20 MiB went to each reader; the stalled spoke was closed, not buffered for.
+    wait_for(|| gone.lock().unwrap().contains(&DisconnectReason::TooSlow)).await;
+    let grown_kib = rss_kib().saturating_sub(rss_before);
+    assert!(grown_kib < 16 * 1024, "the hub's memory grew by {grown_kib} KiB");
+    let stats = hub.hub.stats();
+    assert!(stats.lagged >= 1 || stats.closes.get(&1013).is_some());
+    assert_eq!(stats.closes.get(&1013), Some(&1));
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_skip_policy_a_lagging_spoke_is_told_how_many_events_it_missed() {
+    let config = HubConfig::default()
+        .broadcast_capacity(16)
+        .slow_spoke_policy(SlowSpokePolicy::Skip)
+        .write_timeout(Duration::from_secs(30));
+    let hub = TestHub::start(config).await;
+    let mut slow = hub.connect().await;
+
+    // Enough to fill the kernel's socket buffers, so that the spoke's task
+    // blocks and the channel runs past it.
+    let total = 4_000;
+    let payload = json!("y".repeat(16 * 1024));
+    for i in 0..total {
+        hub.hub.dispatch(Event::new("big", i.to_string(), payload.clone())).unwrap();
+        if i % 16 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Now read everything (the spoke's task, blocked on a full socket, finds
+    // out it lagged once it can write again): events plus the `hub.lagged` counts add up to all.
+    let (mut received, mut missed, mut last) = (0u64, 0u64, -1i64);
+    while received + missed < total {
+        let v = recv(&mut slow).await;
+        if v["type"] == "hub.lagged" {
+            assert_eq!(v["id"], "");
+            missed += v["payload"]["missed"].as_u64().unwrap();
+        } else {
+            let i: i64 = v["id"].as_str().unwrap().parse().unwrap();
+            assert!(i > last, "events stay in order");
+            last = i;
+            received += 1;
+        }
+    }
+    assert!(missed > 0);
+    assert_eq!(received + missed, total);
+    assert_eq!(hub.hub.stats().dropped, missed);
+    assert_eq!(hub.hub.spoke_count(), 1, "the lagging spoke is not disconnected under Skip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_whose_own_queue_overflows_is_closed_with_1013() {
+    let config = HubConfig::default().spoke_queue_capacity(4).write_timeout(Duration::from_secs(30));
+    let hub = TestHub::start(config).await;
+    let mut ws = hub.connect().await;
+    let spoke = hub.hub.spokes()[0].clone();
+    let big = json!("z".repeat(64 * 1024));
+    let mut refused = None;
+    for i in 0..10_000 {
+        if let Err(e) = spoke.dispatch(Event::new("direct", i.to_string(), big.clone())) {
+            refused = Some(e);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let refused = refused.expect("the queue filled up");
+    assert!(matches!(refused, wshub::SendError::Full(_)));
+    // The spoke is closed with 1013 once it reads again.
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, 1013);
+}
