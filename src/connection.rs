@@ -359,9 +359,22 @@ where
         F: AsyncFnOnce(&mut Self) -> Step,
     {
         let limit = self.hub.config.write_timeout;
-        let result = match timeout(limit, write(self)).await {
-            Ok(result) => result,
-            Err(_) => Err(DisconnectReason::TooSlow),
+        // Once the hub is shutting down, the write may go on only until the
+        // shutdown's deadline; the loop's next turn then closes the spoke.
+        let mut shutdown = self.shutdown.clone();
+        let result = {
+            let write = timeout(limit, write(self));
+            tokio::pin!(write);
+            tokio::select! {
+                written = &mut write => written.unwrap_or(Err(DisconnectReason::TooSlow)),
+                deadline = async { shutdown.wait_for(Option::is_some).await.ok().and_then(|d| *d) } => {
+                    let deadline = deadline.unwrap_or_else(Instant::now);
+                    match timeout_at(deadline.into(), &mut write).await {
+                        Ok(written) => written.unwrap_or(Err(DisconnectReason::TooSlow)),
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
         };
         match result {
             Err(DisconnectReason::TooSlow) => {

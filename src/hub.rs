@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -326,9 +326,9 @@ impl Hub {
     /// Shuts the hub down: every spoke receives what was already queued for
     /// it, then a close frame with 1001; every [`Subscription`] ends; later
     /// dispatches fail with [`SendError::Closed`] and [`serve`](Self::serve)
-    /// stops accepting. Returns once every spoke is gone, or after
-    /// [`HubConfig::shutdown_timeout`] plus [`HubConfig::close_timeout`],
-    /// by which time every connection has been dropped.
+    /// stops accepting. A spoke that cannot take its queue within
+    /// [`HubConfig::shutdown_timeout`] is closed then, and dropped within one
+    /// more [`HubConfig::close_timeout`]. Returns once every spoke is gone.
     ///
     /// Calling it again waits again; it is cancel safe (the shutdown goes on).
     pub async fn shutdown(&self) {
@@ -343,8 +343,10 @@ impl Hub {
             }
         });
         self.inner.listeners.close();
+        // Every connection task is done by the deadline plus one close
+        // timeout; the extra second is a safety net, not a wait.
         let mut count = self.inner.count.subscribe();
-        let limit = config.shutdown_timeout + config.close_timeout;
+        let limit = config.shutdown_timeout + config.close_timeout + Duration::from_secs(1);
         let _ = tokio::time::timeout(limit, count.wait_for(|n| *n == 0)).await;
     }
 

@@ -51,7 +51,8 @@ async fn json_nested_10000_deep_gets_invalid_json() {
 
 #[tokio::test]
 async fn a_wrong_shape_gets_invalid_envelope() {
-    for shape in [r#"[1,2,3]"#, r#"{"id":"x"}"#, r#"{"type":"t"}"#, r#"{"type":7,"id":"x"}"#, r#"{"type":"","id":"x"}"#] {
+    for shape in [r#"[1,2,3]"#, r#"{"id":"x"}"#, r#"{"type":"t"}"#, r#"{"type":7,"id":"x"}"#, r#"{"type":"","id":"x"}"#]
+    {
         assert_rejected(text(shape), "invalid_envelope").await;
     }
 }
@@ -180,7 +181,8 @@ async fn every_rejection_is_counted() {
         recv(&mut ws).await;
     }
     let errors = hub.hub.stats().errors;
-    for code in [ErrorCode::InvalidJson, ErrorCode::InvalidEnvelope, ErrorCode::ReservedType, ErrorCode::InvalidPattern] {
+    for code in [ErrorCode::InvalidJson, ErrorCode::InvalidEnvelope, ErrorCode::ReservedType, ErrorCode::InvalidPattern]
+    {
         assert_eq!(errors.get(&code), Some(&1), "{code}");
     }
 }

@@ -103,7 +103,10 @@ async fn relay_delivers_a_spokes_event_to_the_others_but_not_back() {
     let text = r#"{"type":"chat.message","id":"room-1","payload":{"n":12345678901234567890123},"extra":true}"#;
     send(&mut a, text).await;
 
-    assert_eq!(recv_text(&mut b).await, r#"{"type":"chat.message","id":"room-1","payload":{"n":12345678901234567890123}}"#);
+    assert_eq!(
+        recv_text(&mut b).await,
+        r#"{"type":"chat.message","id":"room-1","payload":{"n":12345678901234567890123}}"#
+    );
     expect_silence(&mut a, QUIET).await;
     expect_silence(&mut c, QUIET).await;
 }

@@ -2,10 +2,10 @@
 
 mod support;
 
+use futures::StreamExt;
 use serde_json::json;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
-use futures::StreamExt;
 use wshub::{Event, FrameKind, HubConfig, SendError};
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn a_spoke_that_drops_its_tcp_connection_is_removed() {
     let stream = ws.into_inner();
     // RST instead of FIN: the abrupt kind of drop.
     if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = &stream {
-        tcp.set_linger(Some(Duration::ZERO)).unwrap();
+        tcp.set_zero_linger().unwrap();
     }
     drop(stream);
 
@@ -157,7 +157,7 @@ async fn hub_and_spokes_talk_both_ways_at_once() {
                         other => panic!("{other:?}"),
                     }
                 }
-                sender.await.unwrap();
+                let _ = sender.await.unwrap();
             })
         })
         .collect();

@@ -60,7 +60,6 @@ async fn a_spoke_that_stops_reading_does_not_slow_or_starve_the_others() {
     let grown_kib = rss_kib().saturating_sub(rss_before);
     assert!(grown_kib < 16 * 1024, "the hub's memory grew by {grown_kib} KiB");
     let stats = hub.hub.stats();
-    assert!(stats.lagged >= 1 || stats.closes.get(&1013).is_some());
     assert_eq!(stats.closes.get(&1013), Some(&1));
     drop(stalled);
 }

@@ -36,7 +36,9 @@ async fn hub_subscriptions_filter_by_pattern() {
     let all = hub.hub.subscribe("*").unwrap();
     let mut ws = hub.connect().await;
 
-    for (ty, id) in [("chat.message", "room-1"), ("chat.message", "room-2"), ("chat.typing", "room-1"), ("chat.message", "")] {
+    for (ty, id) in
+        [("chat.message", "room-1"), ("chat.message", "room-2"), ("chat.typing", "room-1"), ("chat.message", "")]
+    {
         send(&mut ws, envelope(ty, id, json!(null))).await;
     }
     // A marker that only `*` sees, sent last: once it arrives, every earlier event has been delivered.
@@ -44,7 +46,10 @@ async fn hub_subscriptions_filter_by_pattern() {
 
     let topics = |events: Vec<wshub::Event>| events.iter().map(|e| e.topic()).collect::<Vec<_>>();
     let all: Vec<_> = all.map(Result::unwrap).take(5).collect().await;
-    assert_eq!(topics(all), ["chat.message:room-1", "chat.message:room-2", "chat.typing:room-1", "chat.message:", "marker:"]);
+    assert_eq!(
+        topics(all),
+        ["chat.message:room-1", "chat.message:room-2", "chat.typing:room-1", "chat.message:", "marker:"]
+    );
     let exact: Vec<_> = exact.map(Result::unwrap).take(1).collect().await;
     assert_eq!(topics(exact), ["chat.message:room-1"]);
     let by_type: Vec<_> = by_type.map(Result::unwrap).take(3).collect().await;
@@ -133,5 +138,8 @@ async fn events_from_spokes_keep_their_payload_exactly() {
     let text = r#"{"type":"t","id":"x","payload":{"z":12345678901234567890123,"a":1.5e+400,"s":"é\u0000"}}"#;
     send(&mut ws, text).await;
     let event = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(event.to_json(), r#"{"type":"t","id":"x","payload":{"z":12345678901234567890123,"a":1.5e+400,"s":"é\u0000"}}"#);
+    assert_eq!(
+        event.to_json(),
+        r#"{"type":"t","id":"x","payload":{"z":12345678901234567890123,"a":1.5e+400,"s":"é\u0000"}}"#
+    );
 }

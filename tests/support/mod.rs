@@ -150,12 +150,9 @@ impl RawSpoke {
 
     /// Reads frames from the hub until a close frame; returns its code.
     pub async fn recv_close(self) -> u16 {
-        let mut ws = WebSocketStream::from_raw_socket(
-            self.stream,
-            tokio_tungstenite::tungstenite::protocol::Role::Client,
-            None,
-        )
-        .await;
+        let mut ws =
+            WebSocketStream::from_raw_socket(self.stream, tokio_tungstenite::tungstenite::protocol::Role::Client, None)
+                .await;
         loop {
             match tokio::time::timeout(WAIT, ws.next()).await.expect("no close in time") {
                 Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
