@@ -85,6 +85,12 @@ where
     pub(crate) async fn run(mut self) {
         let mut done = Departure { hub: self.hub.clone(), spoke: self.spoke.clone(), reason: None };
         let reason = self.serve().await;
+        // Every close the hub starts is sent here, in one place.
+        if let Some(code) = reason.hub_close_code() {
+            // Boxed, like the other once-per-connection paths, so that they
+            // do not add to the size every idle spoke's task keeps.
+            Box::pin(self.close_with(code, close_text(&reason))).await;
+        }
         done.reason = Some(reason);
     }
 
@@ -97,21 +103,15 @@ where
         loop {
             let shutting_down = *self.shutdown.borrow_and_update();
             if let Some(deadline) = shutting_down {
-                return self.shut_down(deadline).await;
+                Box::pin(self.shut_down(deadline)).await;
+                return DisconnectReason::Shutdown;
             }
             let step = tokio::select! {
                 _ = self.shutdown.changed() => Ok(()),
                 _ = self.close.changed() => {
                     let request = self.close.borrow_and_update().clone();
                     match request {
-                        Some(CloseRequest { code, reason }) => {
-                            let why = if code == close_code::TRY_AGAIN_LATER {
-                                DisconnectReason::TooSlow
-                            } else {
-                                DisconnectReason::ClosedByHub { code, reason: reason.clone() }
-                            };
-                            Err(self.close_with(code, &reason, why).await)
-                        }
+                        Some(CloseRequest(why)) => Err(why),
                         None => Ok(()),
                     }
                 }
@@ -131,7 +131,7 @@ where
     async fn on_message(&mut self, message: Option<Result<Message, WsError>>) -> Step {
         let message = match message {
             None => return Err(DisconnectReason::ConnectionLost),
-            Some(Err(error)) => return Err(self.on_read_error(error).await),
+            Some(Err(error)) => return Err(self.on_read_error(error)),
             Some(Ok(message)) => message,
         };
         self.last_seen = Instant::now();
@@ -159,27 +159,17 @@ where
         }
     }
 
-    async fn on_read_error(&mut self, error: WsError) -> DisconnectReason {
+    fn on_read_error(&self, error: WsError) -> DisconnectReason {
         tracing::debug!(spoke = %self.spoke.id(), %error, "read error");
         match error {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-                self.close_with(close_code::TOO_BIG, "message too big", DisconnectReason::MessageTooBig).await
-            }
-            WsError::Utf8(_) => {
-                self.close_with(close_code::INVALID_PAYLOAD, "text frame is not UTF-8", DisconnectReason::InvalidUtf8)
-                    .await
-            }
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_) => {
-                DisconnectReason::ConnectionLost
-            }
-            WsError::Protocol(_) | WsError::Capacity(_) | WsError::AttackAttempt => {
-                self.close_with(close_code::PROTOCOL_ERROR, "protocol error", DisconnectReason::ProtocolError).await
-            }
-            WsError::ConnectionClosed | WsError::AlreadyClosed => DisconnectReason::ConnectionLost,
-            other => {
-                let why = DisconnectReason::Internal(other.to_string());
-                self.close_with(close_code::INTERNAL, "internal error", why).await
-            }
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => DisconnectReason::MessageTooBig,
+            WsError::Utf8(_) => DisconnectReason::InvalidUtf8,
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            | WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed => DisconnectReason::ConnectionLost,
+            WsError::Protocol(_) | WsError::Capacity(_) | WsError::AttackAttempt => DisconnectReason::ProtocolError,
+            other => DisconnectReason::Internal(other.to_string()),
         }
     }
 
@@ -258,12 +248,14 @@ where
     }
 
     /// Writes one control envelope now (it answers what the spoke just sent).
+    /// Boxed: acknowledgements and errors are rare next to events, and the
+    /// task of every idle spoke would otherwise keep room for this future.
     async fn reply(&mut self, text: String) -> Step {
         let message = Outgoing::control(text, self.hub.config.frame_kind);
-        self.timed_write(async |c: &mut Self| {
+        Box::pin(self.timed_write(async |c: &mut Self| {
             c.feed(message).await?;
             c.flush().await
-        })
+        }))
         .await
     }
 
@@ -376,18 +368,12 @@ where
                 }
             }
         };
-        match result {
-            Err(DisconnectReason::TooSlow) => {
-                Err(self.close_with(close_code::TRY_AGAIN_LATER, "too slow", DisconnectReason::TooSlow).await)
-            }
-            other => other,
-        }
+        result
     }
 
     async fn on_heartbeat(&mut self) -> Step {
         if self.last_seen.elapsed() > self.hub.config.heartbeat_timeout {
-            let why = DisconnectReason::HeartbeatTimeout;
-            return Err(self.close_with(close_code::POLICY, "heartbeat timeout", why).await);
+            return Err(DisconnectReason::HeartbeatTimeout);
         }
         self.timed_write(async |c: &mut Self| {
             c.ws.feed(Message::Ping(Bytes::new())).await.map_err(write_error)?;
@@ -398,9 +384,9 @@ where
 
     // --- closing -------------------------------------------------------------
 
-    /// Writes everything queued before the shutdown, then closes with 1001.
-    async fn shut_down(&mut self, deadline: Instant) -> DisconnectReason {
-        let flushed = timeout_at(deadline.into(), async {
+    /// Writes everything queued before the shutdown, within its deadline.
+    async fn shut_down(&mut self, deadline: Instant) {
+        let _ = timeout_at(deadline.into(), async {
             loop {
                 let before = self.frames_out;
                 self.drain().await?;
@@ -412,17 +398,13 @@ where
             }
         })
         .await;
-        match flushed {
-            Ok(Err(reason)) if reason != DisconnectReason::TooSlow => reason,
-            _ => self.close_with(close_code::GOING_AWAY, "hub shutting down", DisconnectReason::Shutdown).await,
-        }
     }
 
-    /// Sends a close frame, waits (within the close timeout) for the spoke's
-    /// own, and returns `why`. The TCP connection closes when the task ends.
-    async fn close_with(&mut self, code: u16, reason: &str, why: DisconnectReason) -> DisconnectReason {
+    /// Sends a close frame and waits (within the close timeout) for the
+    /// spoke's own. The TCP connection closes when the task ends.
+    async fn close_with(&mut self, code: u16, reason: &str) {
         self.hub.stats.closed_with(code);
-        if why != DisconnectReason::Shutdown {
+        if code != close_code::GOING_AWAY {
             tracing::info!(spoke = %self.spoke.id(), code, reason, "closing spoke");
         }
         let frame = CloseFrame { code: code.into(), reason: reason.into() };
@@ -433,7 +415,20 @@ where
             }
         })
         .await;
-        why
+    }
+}
+
+/// The reason text of the close frame the hub sends for `reason`.
+fn close_text(reason: &DisconnectReason) -> &str {
+    match reason {
+        DisconnectReason::HeartbeatTimeout => "heartbeat timeout",
+        DisconnectReason::TooSlow => "too slow",
+        DisconnectReason::MessageTooBig => "message too big",
+        DisconnectReason::InvalidUtf8 => "text frame is not UTF-8",
+        DisconnectReason::ProtocolError => "protocol error",
+        DisconnectReason::ClosedByHub { reason, .. } => reason,
+        DisconnectReason::Shutdown => "hub shutting down",
+        _ => "internal error",
     }
 }
 
@@ -461,5 +456,26 @@ impl Drop for Departure {
         let reason =
             self.reason.take().unwrap_or_else(|| DisconnectReason::Internal("the connection task was stopped".into()));
         self.hub.remove(&self.spoke, &reason);
+    }
+}
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+
+    /// Every idle spoke keeps its task's future: cold paths are boxed so
+    /// that it stays small.
+    #[tokio::test]
+    async fn the_connection_task_stays_small() {
+        let hub = crate::Hub::new(Default::default());
+        let inner = hub.inner().clone();
+        let ws = WebSocketStream::from_raw_socket(tokio::io::duplex(64).0, Role::Server, None).await;
+        let spoke = hub.accept(WebSocketStream::from_raw_socket(tokio::io::duplex(64).0, Role::Server, None).await);
+        let (_direct, direct) = mpsc::channel(1);
+        let (_close, close) = watch::channel(None);
+        let connection = Connection::new(inner.clone(), spoke, ws, inner.events.subscribe(), direct, close);
+        let size = std::mem::size_of_val(&connection.run());
+        assert!(size <= 2048, "the connection task's future is {size} bytes");
     }
 }

@@ -95,12 +95,9 @@ impl DisconnectReason {
     }
 }
 
-/// A request to close, from [`Spoke::close`].
+/// A request to close the spoke, for this reason (which names the close code).
 #[derive(Clone, Debug)]
-pub(crate) struct CloseRequest {
-    pub(crate) code: u16,
-    pub(crate) reason: String,
-}
+pub(crate) struct CloseRequest(pub(crate) DisconnectReason);
 
 /// The hub's handle to one connected spoke: cheap to clone, and still safe
 /// to use after the spoke has gone (sends then fail with
@@ -185,7 +182,7 @@ impl Spoke {
                     SlowSpokePolicy::Skip => {
                         self.shared.direct_missed.fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => self.request_close(close_code::TRY_AGAIN_LATER, "too slow"),
+                    _ => self.request_close(DisconnectReason::TooSlow),
                 }
                 Err(SendError::Full(event))
             }
@@ -213,14 +210,13 @@ impl Spoke {
     /// Closes the connection with a close frame carrying `code` and `reason`,
     /// after what is already queued for it. Does nothing if it has gone.
     pub fn close(&self, code: u16, reason: impl Into<String>) {
-        self.request_close(code, reason);
+        self.request_close(DisconnectReason::ClosedByHub { code, reason: reason.into() });
     }
 
-    fn request_close(&self, code: u16, reason: impl Into<String>) {
-        let reason = reason.into();
+    fn request_close(&self, why: DisconnectReason) {
         self.shared.close.send_if_modified(|slot| {
             if slot.is_none() {
-                *slot = Some(CloseRequest { code, reason });
+                *slot = Some(CloseRequest(why));
                 true
             } else {
                 false
