@@ -344,8 +344,8 @@ where
         result
     }
 
-    /// Runs a write within the write timeout; a spoke that does not take
-    /// its frames in time is too slow, and so is one that lagged.
+    /// Runs a write within the write timeout: a spoke that does not take its
+    /// frames in time is too slow.
     async fn timed_write<F>(&mut self, write: F) -> Step
     where
         F: AsyncFnOnce(&mut Self) -> Step,
@@ -354,21 +354,18 @@ where
         // Once the hub is shutting down, the write may go on only until the
         // shutdown's deadline; the loop's next turn then closes the spoke.
         let mut shutdown = self.shutdown.clone();
-        let result = {
-            let write = timeout(limit, write(self));
-            tokio::pin!(write);
-            tokio::select! {
-                written = &mut write => written.unwrap_or(Err(DisconnectReason::TooSlow)),
-                deadline = async { shutdown.wait_for(Option::is_some).await.ok().and_then(|d| *d) } => {
-                    let deadline = deadline.unwrap_or_else(Instant::now);
-                    match timeout_at(deadline.into(), &mut write).await {
-                        Ok(written) => written.unwrap_or(Err(DisconnectReason::TooSlow)),
-                        Err(_) => return Ok(()),
-                    }
+        let write = timeout(limit, write(self));
+        tokio::pin!(write);
+        tokio::select! {
+            written = &mut write => written.unwrap_or(Err(DisconnectReason::TooSlow)),
+            deadline = async { shutdown.wait_for(Option::is_some).await.ok().and_then(|d| *d) } => {
+                let deadline = deadline.unwrap_or_else(Instant::now);
+                match timeout_at(deadline.into(), &mut write).await {
+                    Ok(written) => written.unwrap_or(Err(DisconnectReason::TooSlow)),
+                    Err(_) => Ok(()),
                 }
             }
-        };
-        result
+        }
     }
 
     async fn on_heartbeat(&mut self) -> Step {
