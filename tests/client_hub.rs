@@ -1,8 +1,9 @@
 //! A `Client` against a `Hub`, both ways, over loopback sockets.
+#![cfg(feature = "client")]
 
-mod support;
 #[path = "support/client.rs"]
 mod client_support;
+mod support;
 
 use std::time::Duration;
 
@@ -30,7 +31,10 @@ async fn a_client_dispatch_reaches_the_hubs_subscribers() {
 
     let event = recv_hub(&mut greetings).await;
     assert_eq!(event.topic(), "greeting:room-1");
-    assert_eq!(event.to_json(), r#"{"type":"greeting","id":"room-1","payload":{"text":"hi","n":12345678901234567890123}}"#);
+    assert_eq!(
+        event.to_json(),
+        r#"{"type":"greeting","id":"room-1","payload":{"text":"hi","n":12345678901234567890123}}"#
+    );
     let spokes = hub.hub.spokes();
     assert_eq!(event.origin(), Some(spokes[0].id()));
 }

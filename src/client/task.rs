@@ -67,12 +67,17 @@ impl Task {
         let mut close = self.close.clone();
         loop {
             if *close.borrow_and_update() {
+                // Closed before the task first ran: the connection made by
+                // `Client::connect` is closed properly too.
+                if let Some(ws) = ws.take() {
+                    self.close_now(ws).await;
+                }
                 break;
             }
             let connected = match ws.take() {
                 Some(ws) => Ok(ws),
                 None => {
-                    self.state.send_replace(ConnectionState::Connecting);
+                    self.set_state(ConnectionState::Connecting);
                     tokio::select! {
                         result = connect(&self.url, &self.shared.config) => result,
                         _ = close.wait_for(|closing| *closing) => break,
@@ -82,7 +87,7 @@ impl Task {
             let reason = match connected {
                 Ok(ws) => {
                     attempt = 0;
-                    self.state.send_replace(ConnectionState::Connected);
+                    self.set_state(ConnectionState::Connected);
                     match self.serve(ws).await {
                         Ended::Closing => break,
                         Ended::Lost(reason) => reason,
@@ -91,7 +96,7 @@ impl Task {
                 Err(reason) => reason,
             };
             tracing::debug!(url = %self.url, %reason, "disconnected from the hub");
-            self.state.send_replace(ConnectionState::Disconnected { reason });
+            self.set_state(ConnectionState::Disconnected { reason });
             attempt = attempt.saturating_add(1);
             let wait = jitter(self.shared.config.backoff_for(attempt));
             tokio::select! {
@@ -100,6 +105,15 @@ impl Task {
             }
         }
         self.finish();
+    }
+
+    /// Publishes `state` if it differs from the current one.
+    fn set_state(&self, state: ConnectionState) {
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
     }
 
     /// Hands back what was not written, ends every stream, says `Closed`.
@@ -120,7 +134,7 @@ impl Task {
         });
         self.shared.listeners.close();
         lock(&self.shared.errors).take();
-        self.state.send_replace(ConnectionState::Closed);
+        self.set_state(ConnectionState::Closed);
     }
 
     /// Serves one connection until it drops or the client closes.

@@ -78,7 +78,8 @@ impl FakeHub {
         &self,
         check: impl FnOnce(&Request) -> Result<(), u16> + Unpin,
     ) -> Option<WebSocketStream<TcpStream>> {
-        let (tcp, _) = tokio::time::timeout(WAIT, self.listener.accept()).await.expect("no connection").expect("accept");
+        let (tcp, _) =
+            tokio::time::timeout(WAIT, self.listener.accept()).await.expect("no connection").expect("accept");
         let callback = |request: &Request, response: Response| match check(request) {
             Ok(()) => Ok(response),
             Err(status) => {
