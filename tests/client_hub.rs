@@ -165,3 +165,17 @@ async fn events_the_hub_would_refuse_are_handed_back() {
     assert!("chat.*".parse::<wshub::Pattern>().is_err());
     assert!(client.subscribe("chat.*").is_err());
 }
+
+#[test]
+fn client_types_can_be_shared_across_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Client>();
+    send_sync::<wshub::ClientConfig>();
+    send_sync::<wshub::client::ClientSubscription>();
+    send::<wshub::client::ConnectionStates>();
+    send::<wshub::client::HubErrors>();
+    send_sync::<DispatchError>();
+    send_sync::<wshub::client::ConnectError>();
+    send_sync::<wshub::client::HubError>();
+}

@@ -49,10 +49,18 @@ async fn client_resubscribes_after_the_hub_restarts() {
     let state = wait_state(&client, |s| matches!(s, ConnectionState::Disconnected { .. })).await;
     assert!(matches!(state, ConnectionState::Disconnected { .. }), "{state:?}");
 
+    // Dispatched during the outage: queued.
+    client.dispatch(Event::new("during", "outage", "queued")).unwrap();
+
     // A new hub on the same port: the client finds it and subscribes again,
-    // with no code of ours.
-    let (hub, _, _serving) = serve_on(addr).await;
+    // with no code of ours, then writes what was queued.
+    let listener = TcpListener::bind(addr).await.expect("bind the same port again");
+    let hub = Hub::new(HubConfig::default());
+    let mut queued = hub.subscribe("during:*").unwrap();
+    let _serving = tokio::spawn(hub.clone().serve(listener).into_future());
     acknowledged(&news).await;
+    let event = tokio::time::timeout(WAIT, queued.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(event.topic(), "during:outage");
     assert_eq!(hub.spokes().len(), 1);
     assert_eq!(hub.spokes()[0].patterns(), Some(vec!["news:*".to_owned()]));
     hub.dispatch(Event::new("other", "1", "filtered out")).unwrap();
