@@ -56,6 +56,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod connection;
 mod error;
@@ -68,6 +70,8 @@ mod spoke;
 mod stats;
 mod subscription;
 
+#[cfg(feature = "client")]
+pub use client::{Client, ClientConfig};
 pub use config::{FrameKind, HubConfig, SlowSpokePolicy};
 pub use error::SendError;
 pub use event::{DecodeError, Event};
