@@ -56,6 +56,7 @@
 //! }
 //! ```
 
+pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
