@@ -92,6 +92,24 @@ async fn what_arrives_from_outside_is_checked_like_what_a_spoke_sends() {
 }
 
 #[tokio::test]
+async fn a_hub_counts_the_messages_it_missed_from_each_other_hub_by_their_numbers() {
+    let outside = MemoryBridge::new(64);
+    let hub = start_bridged(HubConfig::default(), outside.peer()).await;
+    let mut ws = hub.connect().await;
+
+    for (node, seq) in [("a", 1), ("b", 7), ("a", 2), ("a", 5), ("b", 8), ("a", 9)] {
+        let message = format!(r#"{{"type":"t","id":"{node}{seq}","node":"{node}","seq":{seq}}}"#);
+        outside.publish(Publication::new("t:", message));
+    }
+
+    for _ in 0..6 {
+        recv(&mut ws).await;
+    }
+    // a: 3 and 4, then 6 to 8; b: none (7 was its first seen).
+    assert_eq!(bridge_stats(&hub).missed, 5);
+}
+
+#[tokio::test]
 async fn a_hub_without_a_bridge_has_no_node_id_and_no_bridge_stats() {
     let hub = TestHub::start(HubConfig::default()).await;
     assert_eq!(hub.hub.node_id(), None);

@@ -32,8 +32,8 @@ use super::{Bridge, BridgeState, BridgeStats, Inbound, Publication, Received};
 ///
 /// It behaves like [`RedisBridge`](super::RedisBridge) without the network:
 /// at most once, and bounded: a hub whose bridge task falls more than
-/// `capacity` messages behind misses the oldest, and counts them in its
-/// [`missed`](BridgeStats::missed). It is never disconnected.
+/// `capacity` messages behind misses the oldest (counted in its
+/// [`missed`](BridgeStats::missed), as any gap is). It is never disconnected.
 pub struct MemoryBridge {
     bus: broadcast::Sender<Arc<Publication>>,
     shared: Arc<Shared>,
@@ -46,7 +46,6 @@ pub struct MemoryBridge {
 #[derive(Default)]
 struct Shared {
     published: AtomicU64,
-    missed: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -74,7 +73,6 @@ impl Bridge for MemoryBridge {
         let Some(mut rx) = self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
-        let shared = self.shared.clone();
         let mut closed = self.closed.subscribe();
         tokio::spawn(async move {
             loop {
@@ -89,7 +87,7 @@ impl Bridge for MemoryBridge {
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        shared.missed.fetch_add(missed, Ordering::Relaxed);
+                        // The hub counts the gap when the next message arrives.
                         tracing::warn!(missed, "memory bridge: fell behind, messages missed");
                     }
                     Err(RecvError::Closed) => return,
@@ -113,7 +111,6 @@ impl Bridge for MemoryBridge {
         BridgeStats {
             state: if closed { BridgeState::Closed } else { BridgeState::Connected },
             published: self.shared.published.load(Ordering::Relaxed),
-            missed: self.shared.missed.load(Ordering::Relaxed),
             ..BridgeStats::default()
         }
     }

@@ -35,12 +35,13 @@
 //! protocol lets hubs ignore and which are never forwarded to a spoke:
 //!
 //! ```json
-//! {"type":"chat.message","id":"room-1","payload":{"text":"hi"},"node":"3f9a0c21d4e5b687","spoke":7}
+//! {"type":"chat.message","id":"room-1","payload":{"text":"hi"},"node":"3f9a0c21d4e5b687","seq":42,"spoke":7}
 //! ```
 //!
 //! | field | meaning |
 //! |---|---|
 //! | `node` | the publishing hub's [`NodeId`]: a hub skips what it published itself, so it never delivers its own dispatch twice |
+//! | `seq` | the publishing hub's count of its publications, from 1: a gap tells the receiving hub how many it [missed](BridgeStats::missed) |
 //! | `spoke` | present when a spoke sent the event (its id on that hub); absent for a [`Hub::dispatch`] |
 //! | `relay` | `false` when the event is only for [`Scope::Cluster`] subscribers, not for spokes (a spoke's event on a hub that does not relay) |
 //!
@@ -75,15 +76,18 @@
 //! is buffered for later, so nothing grows while the link is down. The
 //! bridge reconnects by itself, with backoff, and cross-hub delivery
 //! resumes; the outage is logged and counted
-//! ([`BridgeStats::outages`], [`BridgeStats::reconnects`]). Nothing is
+//! ([`BridgeStats::outages`], [`BridgeStats::reconnects`]), and every
+//! other hub counts what it missed from this one
+//! ([`BridgeStats::missed`]) once messages flow again. Nothing is
 //! ever delivered twice: a message that may or may not have reached Redis
 //! is not sent again.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -238,8 +242,11 @@ pub struct BridgeStats {
     pub reconnects: u64,
     /// Messages from other hubs (or from outside) delivered to this hub.
     pub received: u64,
-    /// Messages from other hubs this hub is known to have missed because it
-    /// fell behind receiving them (where the bridge can tell).
+    /// Messages other hubs published that never reached this hub: counted
+    /// from the gaps in each hub's `seq` numbers, when the next message from
+    /// that hub arrives. During an outage this counts what was lost on the
+    /// way to this hub, whether the publisher dropped it or Redis had no
+    /// subscription of this hub to give it to.
     pub missed: u64,
     /// This hub's own publications that came back and were skipped.
     pub own_skipped: u64,
@@ -315,7 +322,17 @@ pub(crate) struct Link {
     received: AtomicU64,
     own_skipped: AtomicU64,
     rejected: AtomicU64,
+    missed: AtomicU64,
+    /// The number of the last publication. Held while the publication is
+    /// handed to the bridge, so that numbers reach it in order.
+    seq: Mutex<u64>,
+    /// The last number seen from each other hub.
+    last_seen: Mutex<HashMap<Box<str>, u64>>,
 }
+
+/// How many other hubs' numbers a hub remembers; past that it forgets them
+/// all (and counts no gap for each one's next message).
+const MAX_NODES: usize = 4096;
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -334,6 +351,8 @@ struct RemoteIn<'a> {
     payload: Value,
     #[serde(default, borrow)]
     node: Option<Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<u64>,
     #[serde(default)]
     spoke: Option<u64>,
     #[serde(default = "yes")]
@@ -354,6 +373,9 @@ impl Link {
             received: AtomicU64::new(0),
             own_skipped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+            seq: Mutex::new(0),
+            last_seen: Mutex::default(),
         }
     }
 
@@ -390,7 +412,8 @@ impl Link {
         message.push_str(body);
         message.push_str(",\"node\":\"");
         message.push_str(&self.node_text);
-        message.push('"');
+        message.push_str("\",\"seq\":");
+        let seq_at = message.len();
         if let Some(spoke) = spoke {
             message.push_str(",\"spoke\":");
             message.push_str(&spoke.as_u64().to_string());
@@ -399,6 +422,9 @@ impl Link {
             message.push_str(",\"relay\":false");
         }
         message.push('}');
+        let mut seq = lock(&self.seq);
+        *seq += 1;
+        message.insert_str(seq_at, &seq.to_string());
         self.bridge.publish(Publication::new(out.topic.to_string(), message));
     }
 
@@ -416,8 +442,10 @@ impl Link {
                 return Received::Rejected;
             }
         };
-        if remote.node.as_deref() == Some(&*self.node_text) {
-            return Received::Own;
+        match (remote.node.as_deref(), remote.seq) {
+            (Some(node), _) if node == &*self.node_text => return Received::Own,
+            (Some(node), Some(seq)) => self.count_gap(node, seq),
+            _ => {}
         }
         let from_spoke = remote.spoke.is_some();
         let event = Event::new(remote.event_type, remote.id, remote.payload);
@@ -439,6 +467,24 @@ impl Link {
             let _ = hub.events.send(Arc::new(out));
         }
         Received::Delivered
+    }
+
+    /// Counts the messages between the last one seen from `node` and `seq`.
+    fn count_gap(&self, node: &str, seq: u64) {
+        let mut last_seen = lock(&self.last_seen);
+        if let Some(last) = last_seen.get_mut(node) {
+            if seq > *last + 1 {
+                let gap = seq - *last - 1;
+                self.missed.fetch_add(gap, Ordering::Relaxed);
+                tracing::debug!(node, gap, "bridge: messages from another hub were lost");
+            }
+            *last = (*last).max(seq);
+            return;
+        }
+        if last_seen.len() >= MAX_NODES {
+            last_seen.clear();
+        }
+        last_seen.insert(node.into(), seq);
     }
 
     pub(crate) fn close(&self) {
@@ -475,8 +521,13 @@ impl Hub {
         stats.received = load(&link.received);
         stats.own_skipped = load(&link.own_skipped);
         stats.rejected = load(&link.rejected);
+        stats.missed = load(&link.missed);
         Some(stats)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Completes once `closed` holds `true`, or its sender is gone.
