@@ -56,6 +56,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod config;
 mod connection;
 mod error;
