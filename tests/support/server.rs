@@ -309,3 +309,19 @@ impl Browser {
 pub fn scratch_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
+
+/// Polls `cond` every few milliseconds until it holds, for what only shows
+/// in a later scrape (a counter added after a write); fails after [`WAIT`].
+pub async fn until<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(WAIT, async {
+        while !cond().await {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition not reached in time");
+}
