@@ -28,9 +28,12 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, Strin
     (output.status.code(), stdout, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
+/// Arguments, variables, and the flag the message must name.
+type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
+
 #[tokio::test]
 async fn a_bad_flag_or_value_exits_with_one_line_and_a_non_zero_code() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 9] = [
+    let cases: [Case; 9] = [
         (&["--bogus"], &[], "--bogus"),
         (&["--max-connections", "lots"], &[], "--max-connections"),
         (&["--max-connections", "0"], &[], "--max-connections"),
