@@ -165,3 +165,32 @@ async fn sigint_shuts_down_gracefully_too() {
     drop(a);
     assert_eq!(server.wait().await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_and_never_carry_the_token() {
+    let log = server::scratch_dir().join(format!("wshub-json-{}.log", std::process::id()));
+    let args = ["--token", "t0ps3cret", "--log-format", "json", "--log", "trace"];
+    let mut server = Server::start_logging_to(&args, &[], &log).await;
+    assert_eq!(server.connect_with("?token=wrong-t0ps3cret", &[]).await.err(), Some(401));
+    let mut a = server.connect_with("?token=t0ps3cret", &[]).await.expect("query token");
+    let mut b = server.connect_with("", &[("Authorization", "Bearer t0ps3cret")]).await.expect("header token");
+    assert_eq!(server.get("/api/spokes?token=t0ps3cret").await.0, 200);
+    send(&mut a, envelope("x", "", json!(1))).await;
+    assert_eq!(recv(&mut b).await["type"], "x");
+    server.signal("TERM");
+    assert_eq!(recv_close(&mut a).await.0, 1001);
+    drop((a, b));
+    assert_eq!(server.wait().await.code(), Some(0));
+
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["fields"]["message"].as_str()).collect();
+    for expected in ["wshub started", "upgrade refused", "spoke connected", "spoke disconnected", "wshub stopped"] {
+        assert!(messages.contains(&expected), "no `{expected}` in {messages:?}");
+    }
+    assert!(!text.contains("t0ps3cret"), "the token is in the logs:\n{text}");
+}

@@ -31,6 +31,17 @@ impl Server {
     /// Starts `wshub --listen 127.0.0.1:0 ARGS…` with no `WSHUB_*` variable
     /// but those in `env`, and reads the bound address from its first line.
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(args, env, Stdio::inherit()).await
+    }
+
+    /// [`start_with_env`](Self::start_with_env), with the binary's stderr
+    /// (its logs) written to `log` instead of the test's.
+    pub async fn start_logging_to(args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::spawn(args, env, Stdio::from(file)).await
+    }
+
+    async fn spawn(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wshub"));
         command.arg("--listen").arg("127.0.0.1:0").args(args);
         for (key, _) in std::env::vars() {
@@ -39,7 +50,7 @@ impl Server {
             }
         }
         command.envs(env.iter().copied()).env("WSHUB_LOG", "wshub=debug,warn");
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
         let mut child = command.spawn().expect("start the wshub binary");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
