@@ -58,6 +58,8 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod connection;
 mod error;
@@ -65,17 +67,21 @@ mod event;
 mod hub;
 mod pattern;
 pub mod protocol;
+mod rate;
 mod serve;
 mod spoke;
 mod stats;
 mod subscription;
 
+#[cfg(feature = "client")]
+pub use client::{Client, ClientConfig};
 pub use config::{FrameKind, HubConfig, SlowSpokePolicy};
 pub use error::SendError;
 pub use event::{DecodeError, Event};
 pub use hub::Hub;
 pub use pattern::{Pattern, PatternError};
 pub use protocol::ErrorCode;
+pub use rate::RateLimit;
 pub use serve::Serve;
 pub use spoke::{DisconnectReason, Spoke, SpokeId};
 pub use stats::HubStats;

@@ -14,6 +14,18 @@ pub const RESERVED_PREFIX: &str = "hub.";
 pub(crate) const SUBSCRIBE: &str = "hub.subscribe";
 /// A spoke drops the pattern in `id`.
 pub(crate) const UNSUBSCRIBE: &str = "hub.unsubscribe";
+/// The hub could not take what a spoke sent; the code is in `id`.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) const ERROR: &str = "hub.error";
+/// The hub acknowledges a `hub.subscribe`.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) const SUBSCRIBED: &str = "hub.subscribed";
+/// The hub acknowledges a `hub.unsubscribe`.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) const UNSUBSCRIBED: &str = "hub.unsubscribed";
+/// The hub skipped events for a slow spoke.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) const LAGGED: &str = "hub.lagged";
 
 /// The codes a `hub.error` envelope carries in its `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +55,13 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Forbidden,
     ];
+
+    /// The code for its wire form (`invalid_json`, …); `None` for a code
+    /// this version does not know.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn from_wire(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
 
     /// The code as it stands on the wire: `invalid_json`, ….
     pub fn as_str(self) -> &'static str {
@@ -82,6 +101,13 @@ pub mod close_code {
     pub const INTERNAL: u16 = 1011;
     /// Try again later: at the connection limit, or too slow to keep up.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// `hub.subscribe` (`subscribe == true`) or `hub.unsubscribe` for `pattern`,
+/// as a spoke sends it.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) fn subscription_change(subscribe: bool, pattern: &str) -> String {
+    encode(if subscribe { SUBSCRIBE } else { UNSUBSCRIBE }, pattern, &Value::Null)
 }
 
 pub(crate) fn error_envelope(code: ErrorCode, message: &str) -> String {

@@ -149,6 +149,20 @@ impl Listeners {
         dropped
     }
 
+    /// Tells every subscription that up to `missed` events went missing
+    /// before its next item (the client's answer to `hub.lagged`, which does
+    /// not say which patterns the skipped events matched).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn lag_all(&self, missed: u64) {
+        let list = self.list.read().unwrap_or_else(|e| e.into_inner());
+        for listener in list.iter() {
+            let pending = listener.missed.swap(0, Ordering::AcqRel) + missed;
+            if listener.tx.try_send(Err(Lagged { missed: pending })).is_err() {
+                listener.missed.fetch_add(pending, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// Ends the subscriptions to one spoke's events.
     pub(crate) fn remove_origin(&self, origin: SpokeId) {
         self.retain(|l| l.origin != Some(origin));

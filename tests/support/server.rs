@@ -226,14 +226,14 @@ impl NodeProcess {
     }
 }
 
-/// A spoke in Node, on the `ws` package (`tests/node/spoke.mjs`).
+/// A spoke in Node, on the `ws` package (`tests/node/driven_spoke.mjs`).
 pub struct NodeSpoke(NodeProcess);
 
 impl NodeSpoke {
     /// Connects to `url` with these request headers; `Err(status)` when the
     /// upgrade is refused. On success the hub is serving it.
     pub async fn connect_with(url: &str, headers: Value) -> Result<Self, u16> {
-        let mut node = NodeProcess::spawn("spoke.mjs", &[url, &headers.to_string()]);
+        let mut node = NodeProcess::spawn("driven_spoke.mjs", &[url, &headers.to_string()]);
         let first = node.report().await;
         match first["event"].as_str() {
             Some("open") => {}
