@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
-use wshub::{FrameKind, HubConfig, SlowSpokePolicy};
+use wshub::{FrameKind, HubConfig, RateLimit, SlowSpokePolicy};
 
 /// wshub: a WebSocket pub/sub hub. Every event a spoke sends on /ws is
 /// relayed to every other spoke whose subscriptions match; the dashboard is
@@ -85,6 +85,23 @@ pub(crate) struct Cli {
     /// 1008; at least the heartbeat interval.
     #[arg(long, env = "WSHUB_HEARTBEAT_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub(crate) heartbeat_timeout: Duration,
+
+    /// How many messages per second each spoke may send (bursts of up to
+    /// one second's worth); over it a message is refused with `hub.error`
+    /// `rate_limited`, and 32 refusals in a row close the spoke with 1008.
+    /// 0, the default, sets no limit.
+    #[arg(long, env = "WSHUB_RATE_LIMIT", value_name = "N", default_value = "0")]
+    pub(crate) rate_limit: u32,
+
+    /// How many patterns one spoke may subscribe to; one more is refused
+    /// with `hub.error` `forbidden`.
+    #[arg(long, env = "WSHUB_MAX_SUBSCRIPTIONS", value_name = "N", default_value = "64")]
+    pub(crate) max_subscriptions: NonZeroUsize,
+
+    /// The longest pattern a spoke may send, in bytes; a longer one is
+    /// refused with `hub.error` `invalid_pattern`.
+    #[arg(long, env = "WSHUB_MAX_PATTERN_LENGTH", value_name = "BYTES", default_value = "256")]
+    pub(crate) max_pattern_length: NonZeroUsize,
 
     /// On SIGINT or SIGTERM, how long to flush what is queued for each
     /// spoke before closing it with 1001.
@@ -179,6 +196,9 @@ impl Cli {
             .write_timeout(self.write_timeout)
             .heartbeat(self.heartbeat_interval, self.heartbeat_timeout)
             .shutdown_timeout(self.shutdown_timeout)
+            .rate_limit((self.rate_limit > 0).then(|| RateLimit::per_second(self.rate_limit)))
+            .max_subscriptions_per_spoke(self.max_subscriptions.get())
+            .max_pattern_length(self.max_pattern_length.get())
     }
 }
 
@@ -282,6 +302,28 @@ mod tests {
         assert_eq!(ours.shutdown_timeout, theirs.shutdown_timeout);
         assert_eq!(ours.frame_kind, theirs.frame_kind);
         assert_eq!(cli.listen, "127.0.0.1:8080".parse().expect("an address"));
+    }
+
+    #[test]
+    fn limits_reach_the_hub_config() {
+        let cli = Cli::try_parse_from([
+            "wshub",
+            "--rate-limit",
+            "50",
+            "--max-subscriptions",
+            "3",
+            "--max-pattern-length",
+            "32",
+        ])
+        .expect("each flag parses");
+        let config = cli.hub_config();
+        assert_eq!(config.rate_limit, Some(RateLimit::per_second(50)));
+        assert_eq!(config.max_subscriptions_per_spoke, 3);
+        assert_eq!(config.max_pattern_length, 32);
+        let off = Cli::try_parse_from(["wshub"]).expect("no arguments parse").hub_config();
+        assert_eq!(off.rate_limit, None);
+        assert!(Cli::try_parse_from(["wshub", "--max-subscriptions", "0"]).is_err());
+        assert!(Cli::try_parse_from(["wshub", "--rate-limit", "-1"]).is_err());
     }
 
     #[test]
