@@ -93,7 +93,7 @@ pub struct HubConfig {
     /// it lags. Default: 1024.
     pub subscription_capacity: usize,
     /// How many messages each spoke may send; `None` for no limit. Default:
-    /// `None` in the library (the `wshub` server sets one).
+    /// `None` (the `wshub` server's `--rate-limit` sets one).
     pub rate_limit: Option<RateLimit>,
     /// How many patterns one spoke may hold with `hub.subscribe`; one more
     /// is answered with `hub.error` `forbidden`. Default: 64.

@@ -56,6 +56,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;
