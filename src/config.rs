@@ -140,19 +140,6 @@ impl Default for HubConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, $name: $ty) -> Self {
-                self.$name = $name;
-                self
-            }
-        )*
-    };
-}
-
 impl HubConfig {
     setters! {
         /// Sets [`broadcast_capacity`](Self::broadcast_capacity) (at least 1).

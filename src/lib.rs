@@ -56,6 +56,8 @@
 //! }
 //! ```
 
+#[macro_use]
+mod macros;
 #[cfg(feature = "axum")]
 pub mod axum;
 pub mod bridge;
