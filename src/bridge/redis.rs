@@ -172,7 +172,10 @@ pub enum RedisBridgeError {
 /// `PUBLISH`es. When the queue is full, or the connection is down, the
 /// message is dropped and counted in
 /// [`BridgeStats::publish_dropped`]. Messages from Redis are decoded and
-/// handed to the hub as they arrive, without waiting for any spoke.
+/// handed to the hub as they arrive, without waiting for any spoke. (redis-rs
+/// reads a subscription into a channel of its own that has no bound; it stays
+/// short because this handling never waits, and a hub that cannot keep up
+/// with Redis is a hub whose spokes lag first, under its slow-spoke policy.)
 ///
 /// ## Faults
 /// Redis pub/sub is at most once, and so is this bridge. When Redis goes
