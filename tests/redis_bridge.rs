@@ -311,6 +311,34 @@ async fn redis_killed_mid_stream_and_restarted_local_delivery_never_stops_and_cr
 }
 
 #[tokio::test]
+async fn after_a_restart_a_hub_that_had_published_nothing_publishes_again_at_once() {
+    // Health checks far apart: only the other connection's loss can tell the
+    // idle publishing connection that the Redis it knew is gone.
+    let redis_config = |url: &str| bridge_config(url).health_check_interval(Duration::from_secs(60));
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (
+        start_bridged(HubConfig::default(), RedisBridge::new(redis_config(&redis.url())).unwrap()).await,
+        start_bridged(HubConfig::default(), RedisBridge::new(redis_config(&redis.url())).unwrap()).await,
+    );
+    wait_bridge(&a, BridgeState::Connected).await;
+    wait_bridge(&b, BridgeState::Connected).await;
+    let mut on_a = a.connect().await;
+
+    redis.kill();
+    wait_bridge(&b, BridgeState::Disconnected).await;
+    redis.restart().await;
+    wait_bridge(&a, BridgeState::Connected).await;
+    wait_bridge(&b, BridgeState::Connected).await;
+
+    // Connected means both connections are new: B's first dispatch since
+    // the restart goes through.
+    b.hub.dispatch(Event::new("after", "restart", 1)).unwrap();
+    assert_eq!(next(&mut on_a).await, ("after".into(), json!(1)));
+    let stats = bridge_stats(&b);
+    assert_eq!((stats.outages, stats.reconnects, stats.publish_dropped), (1, 1, 0), "{stats:?}");
+}
+
+#[tokio::test]
 async fn memory_stays_bounded_and_dispatch_never_waits_while_redis_is_down() {
     let mut redis = RedisServer::start().await;
     let hubs = cluster(&redis, 1, HubConfig::default()).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{MissedTickBehavior, timeout};
 
 use super::{Bridge, BridgeState, BridgeStats, Inbound, Publication, Received, backoff, closed};
@@ -194,7 +194,9 @@ pub enum RedisBridgeError {
 /// - the bridge reconnects with exponential backoff and jitter, subscribes
 ///   again, and counts a [reconnect](BridgeStats::reconnects) once both its
 ///   connections are back; cross-hub delivery resumes with no action from
-///   the user.
+///   the user. Either connection's loss makes the other check itself at
+///   once, so an idle one does not wait for its next health check to learn
+///   that Redis restarted, and `Connected` always means both are new.
 ///
 /// Memory stays bounded throughout: the queue holds at most
 /// `publish_queue_capacity` messages and is emptied while Redis is down.
@@ -302,6 +304,12 @@ struct Shared {
     publish_dropped: AtomicU64,
     outages: AtomicU64,
     reconnects: AtomicU64,
+    /// Rings one side when the other lost its connection: it checks its own
+    /// at once instead of at its next health check. An idle side would
+    /// otherwise learn of a Redis restart only then, and the bridge would
+    /// report `Connected` on a dead connection meanwhile.
+    check_publisher: Notify,
+    check_subscriber: Notify,
 }
 
 #[derive(Default)]
@@ -336,6 +344,12 @@ impl Shared {
         }
         if let Side::Publisher = side {
             self.publisher_up.store(up, Ordering::Release);
+        }
+        if !up {
+            match side {
+                Side::Publisher => self.check_subscriber.notify_one(),
+                Side::Subscriber => self.check_publisher.notify_one(),
+            }
         }
         let connected = links.publisher && links.subscriber;
         match (links.state, connected) {
@@ -463,6 +477,7 @@ impl Task {
                         }
                     }
                 }
+                () = self.shared.check_publisher.notified() => health.reset_immediately(),
                 _ = health.tick() => {
                     let ping = redis::cmd("PING");
                     match timeout(config.response_timeout, ping.query_async::<redis::Value>(connection)).await {
@@ -541,6 +556,7 @@ impl Task {
                     }
                     None => return End::Lost("the subscription connection closed".into()),
                 },
+                () = self.shared.check_subscriber.notified() => health.reset_immediately(),
                 _ = health.tick() => {
                     // A subscribed connection answers PING with an array: any answer will do.
                     match timeout(config.response_timeout, sink.ping::<redis::Value>()).await {
