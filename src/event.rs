@@ -201,6 +201,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
     deserializer.disable_recursion_limit();
     let parsed = WireIn::deserialize(&mut deserializer).and_then(|wire| deserializer.end().map(|()| wire));
     match parsed {
+        // serde's derived struct impl also takes a sequence, `["type","id"]`;
+        // the protocol's envelope is an object only.
+        Ok(_) if first_non_whitespace(bytes) != Some(b'{') => {
+            Err(DecodeError::InvalidEnvelope("an envelope is a JSON object".into()))
+        }
         Ok(wire) if wire.event_type.is_empty() => Err(DecodeError::InvalidEnvelope("`type` may not be empty".into())),
         Ok(wire) => Ok(wire),
         Err(e) if e.is_data() => {
@@ -215,6 +220,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
         }
         Err(e) => Err(DecodeError::InvalidJson(e.to_string())),
     }
+}
+
+/// The first byte that is not JSON whitespace.
+fn first_non_whitespace(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// How deeply arrays and objects nest in `bytes`, brackets inside strings
@@ -276,6 +286,8 @@ mod tests {
         for (input, json_ok) in [
             (&br#"{"type":"t""#[..], false),
             (b"[1,2]", true),
+            (br#"["t","x"]"#, true),
+            (br#" ["t","x",{"a":1}]"#, true),
             (br#"{"type":5,"id":"x"} garbage"#, false),
             (br#"{"type":5,"id":"x"}"#, true),
             (br#"{"id":"x"}"#, true),

@@ -51,8 +51,14 @@ async fn json_nested_10000_deep_gets_invalid_json() {
 
 #[tokio::test]
 async fn a_wrong_shape_gets_invalid_envelope() {
-    for shape in [r#"[1,2,3]"#, r#"{"id":"x"}"#, r#"{"type":"t"}"#, r#"{"type":7,"id":"x"}"#, r#"{"type":"","id":"x"}"#]
-    {
+    for shape in [
+        r#"[1,2,3]"#,
+        r#"["t","x"]"#,
+        r#"{"id":"x"}"#,
+        r#"{"type":"t"}"#,
+        r#"{"type":7,"id":"x"}"#,
+        r#"{"type":"","id":"x"}"#,
+    ] {
         assert_rejected(text(shape), "invalid_envelope").await;
     }
 }
