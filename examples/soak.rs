@@ -9,7 +9,6 @@
 //! ```
 
 #[path = "../tests/support/soak.rs"]
-#[allow(dead_code)]
 mod soak;
 
 use std::time::Duration;
