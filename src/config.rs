@@ -92,7 +92,7 @@ pub struct HubConfig {
     /// it lags. Default: 1024.
     pub subscription_capacity: usize,
     /// How many messages each spoke may send; `None` for no limit. Default:
-    /// `None` in the library (the `wshub` server sets one).
+    /// `None` (the `wshub` server's `--rate-limit` sets one).
     pub rate_limit: Option<RateLimit>,
     /// How many patterns one spoke may hold with `hub.subscribe`; one more
     /// is answered with `hub.error` `forbidden`. Default: 64.
@@ -132,19 +132,6 @@ impl Default for HubConfig {
             write_buffer_size: 16 * 1024,
         }
     }
-}
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, $name: $ty) -> Self {
-                self.$name = $name;
-                self
-            }
-        )*
-    };
 }
 
 impl HubConfig {

@@ -44,7 +44,7 @@ pub(crate) struct Connection<S> {
     direct: mpsc::Receiver<Arc<Outgoing>>,
     close: watch::Receiver<Option<CloseRequest>>,
     shutdown: watch::Receiver<Option<Instant>>,
-    /// `None` until the spoke's first `hub.subscribe`: then it receives everything.
+    /// `None` until the spoke's first `hub.subscribe`; until then it receives everything.
     patterns: Option<Vec<Pattern>>,
     last_seen: Instant,
     /// The spoke's rate limit, where the hub sets one.

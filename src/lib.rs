@@ -56,6 +56,10 @@
 //! }
 //! ```
 
+#[macro_use]
+mod macros;
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
