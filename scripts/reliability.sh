@@ -15,7 +15,7 @@ trap 'rm -f "$out"' EXIT
 
 echo "== reliability tests"
 cargo nextest run --all-features --no-capture \
-  --test properties --test bad_input --test faults --test load --test soak --test limits --test upgrade_check \
+  --test properties --test bad_input --test faults --test load --test soak --test limits --test upgrade_check --test server_security \
   2>&1 | tee "$out.tests" | grep '^reliability:' >>"$out" || true
 if grep -qE '^\s+FAIL ' "$out.tests"; then
   grep -E '^\s+FAIL ' "$out.tests"
@@ -40,10 +40,10 @@ def listed(test):
     return [l for l in out.splitlines() if l.strip()]
 bad = listed("bad_input")
 limits = listed("limits")
-checks = listed("upgrade_check")
+checks = listed("upgrade_check") + listed("server_security")
 print(f"reliability: proptest (decoder, patterns vs a reference matcher, random frames into a connection) | {props} properties, {cases} random cases per run | no panic, every input classified as the protocol says, every connection ended cleanly | -")
 print(f"reliability: malformed input over real sockets (tests/bad_input.rs) | {len(bad)} tests, each case with a bystander spoke | the protocol's close code or hub.error each time, bystanders served, counters moved | 0")
-print(f"reliability: limits and security (tests/limits.rs, tests/upgrade_check.rs) | {len(limits) + len(checks)} tests: rate limit, subscription cap, pattern length, revoke, token and origin on Hub::serve | rate_limited then 1008, forbidden, invalid_pattern, 1008 on revoke, 401/403, token in no log or counter | -")
+print(f"reliability: limits and security (tests/limits.rs, tests/upgrade_check.rs, tests/server_security.rs) | {len(limits) + len(checks)} tests: rate limit, subscription cap, pattern length, revoke, token and origin on Hub::serve and on every server route | rate_limited then 1008, forbidden, invalid_pattern, 1008 on revoke, 401/403, only /ws upgrades, token in no log line, counter or /metrics | -")
 PY
 rm -f "$out.tests"
 
