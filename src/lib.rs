@@ -60,6 +60,7 @@
 mod macros;
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;

@@ -103,6 +103,20 @@ pub(crate) struct Cli {
     #[arg(long, env = "WSHUB_MAX_PATTERN_LENGTH", value_name = "BYTES", default_value = "256")]
     pub(crate) max_pattern_length: NonZeroUsize,
 
+    /// Join the other hubs that use this Redis server
+    /// (`redis://[user:password@]host[:port][/db]`): an event dispatched or
+    /// relayed on any of them reaches the spokes of all, exactly once.
+    /// Redis pub/sub is at most once: while Redis is down each hub serves its
+    /// own spokes, and what is published meanwhile is not delivered across
+    /// hubs. Default: no Redis, one hub on its own.
+    #[arg(long, env = "WSHUB_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub(crate) redis_url: Option<String>,
+
+    /// What the Redis channels' names begin with: each event is published on
+    /// `<prefix><type>:<id>`. Hubs that should act as one use the same.
+    #[arg(long, env = "WSHUB_REDIS_PREFIX", value_name = "PREFIX", default_value = "wshub:")]
+    pub(crate) redis_prefix: String,
+
     /// On SIGINT or SIGTERM, how long to flush what is queued for each
     /// spoke before closing it with 1001.
     #[arg(long, env = "WSHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = duration)]
@@ -177,7 +191,20 @@ impl Cli {
                 show(self.heartbeat_interval)
             ));
         }
+        // Checked here rather than by a value parser, whose error would
+        // repeat the URL, and with it a password.
+        if let Some(config) = self.redis_bridge() {
+            if wshub::bridge::RedisBridge::new(config).is_err() {
+                return Err("--redis-url: not a redis://[user:password@]host[:port][/db] URL".into());
+            }
+        }
         Ok(())
+    }
+
+    /// The Redis bridge's settings, with `--redis-url`.
+    pub(crate) fn redis_bridge(&self) -> Option<wshub::bridge::RedisBridgeConfig> {
+        let url = self.redis_url.as_ref()?;
+        Some(wshub::bridge::RedisBridgeConfig::new(url.clone()).prefix(self.redis_prefix.clone()))
     }
 
     /// The hub's settings: relaying on, as the server always does.
