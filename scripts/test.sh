@@ -25,6 +25,9 @@ if [ -z "${WSHUB_SKIP_LINT:-}" ]; then
 fi
 
 echo "== tests"
+# tests/load.rs holds 10,000 spokes: room for their sockets, as far as the
+# hard limit allows (the test raises its own soft limit too).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --all-features --no-fail-fast
   # nextest does not run doc tests.

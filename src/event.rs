@@ -116,6 +116,11 @@ impl Event {
     /// the wrong shape (not an object, a missing or non-string `type` or
     /// `id`, an empty `type`).
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        // JSON text is UTF-8 (RFC 8259); the parser checks only the strings
+        // it keeps. (A spoke's frames are checked before they get here.)
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(DecodeError::InvalidJson(e.to_string()));
+        }
         let wire = decode(bytes)?;
         Ok(Self::new(wire.event_type, wire.id, wire.payload))
     }
@@ -201,20 +206,31 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
     deserializer.disable_recursion_limit();
     let parsed = WireIn::deserialize(&mut deserializer).and_then(|wire| deserializer.end().map(|()| wire));
     match parsed {
+        // serde's derived struct impl also takes a sequence, `["type","id"]`;
+        // the protocol's envelope is an object only.
+        Ok(_) if first_non_whitespace(bytes) != Some(b'{') => {
+            Err(DecodeError::InvalidEnvelope("an envelope is a JSON object".into()))
+        }
         Ok(wire) if wire.event_type.is_empty() => Err(DecodeError::InvalidEnvelope("`type` may not be empty".into())),
         Ok(wire) => Ok(wire),
-        Err(e) if e.is_data() => {
-            // A shape error can be found before a syntax error further on:
-            // only JSON that parses as a whole is "the wrong shape".
+        Err(e) => {
+            // A shape error can be found before a syntax error further on,
+            // and a shape error can look like a syntax error (`[1,2,3,4]`
+            // has "trailing characters" for a three-field struct): only the
+            // parse of the whole input as JSON tells them apart.
             let mut deserializer = serde_json::Deserializer::from_slice(bytes);
             deserializer.disable_recursion_limit();
             match IgnoredAny::deserialize(&mut deserializer).and_then(|_| deserializer.end()) {
-                Ok(_) => Err(DecodeError::InvalidEnvelope(e.to_string())),
+                Ok(()) => Err(DecodeError::InvalidEnvelope(e.to_string())),
                 Err(syntax) => Err(DecodeError::InvalidJson(syntax.to_string())),
             }
         }
-        Err(e) => Err(DecodeError::InvalidJson(e.to_string())),
     }
+}
+
+/// The first byte that is not JSON whitespace.
+fn first_non_whitespace(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// How deeply arrays and objects nest in `bytes`, brackets inside strings
@@ -276,6 +292,10 @@ mod tests {
         for (input, json_ok) in [
             (&br#"{"type":"t""#[..], false),
             (b"[1,2]", true),
+            (br#"["t","x"]"#, true),
+            (br#" ["t","x",{"a":1}]"#, true),
+            (br#"["t","x",null,null]"#, true),
+            (br#"{"type":"t","id":"x","payload":null,"type":"u"}"#, true),
             (br#"{"type":5,"id":"x"} garbage"#, false),
             (br#"{"type":5,"id":"x"}"#, true),
             (br#"{"id":"x"}"#, true),
@@ -288,6 +308,13 @@ mod tests {
                 Err(DecodeError::InvalidJson(_)) => assert!(!json_ok, "{input:?}"),
                 Ok(_) => panic!("{input:?} decoded"),
             }
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_invalid_json_wherever_they_stand() {
+        for input in [&b"{\"type\":\"t\",\"id\":\"\",\"extra\":\"\x80\"}"[..], b"{\"type\":\"\x80\",\"id\":null}"] {
+            assert!(matches!(Event::from_json(input), Err(DecodeError::InvalidJson(_))), "{input:?}");
         }
     }
 
