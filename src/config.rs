@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::rate::RateLimit;
+
 /// What the hub does with a spoke that falls further behind than the
 /// broadcast capacity (or its own queue) allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +91,15 @@ pub struct HubConfig {
     /// How many events a [`Subscription`](crate::Subscription) holds before
     /// it lags. Default: 1024.
     pub subscription_capacity: usize,
+    /// How many messages each spoke may send; `None` for no limit. Default:
+    /// `None` in the library (the `wshub` server sets one).
+    pub rate_limit: Option<RateLimit>,
+    /// How many patterns one spoke may hold with `hub.subscribe`; one more
+    /// is answered with `hub.error` `forbidden`. Default: 64.
+    pub max_subscriptions_per_spoke: usize,
+    /// The longest pattern a spoke may send, in bytes; a longer one is
+    /// answered with `hub.error` `invalid_pattern`. Default: 256.
+    pub max_pattern_length: usize,
     /// The size of each connection's read buffer, in bytes. Default: 2 KiB
     /// (tungstenite's own default, 128 KiB, is costly for many spokes).
     pub read_buffer_size: usize,
@@ -114,6 +125,9 @@ impl Default for HubConfig {
             echo: false,
             frame_kind: FrameKind::Text,
             subscription_capacity: 1024,
+            rate_limit: None,
+            max_subscriptions_per_spoke: 64,
+            max_pattern_length: 256,
             read_buffer_size: 2 * 1024,
             write_buffer_size: 16 * 1024,
         }
@@ -159,6 +173,12 @@ impl HubConfig {
         frame_kind: FrameKind;
         /// Sets [`subscription_capacity`](Self::subscription_capacity) (at least 1).
         subscription_capacity: usize;
+        /// Sets [`rate_limit`](Self::rate_limit).
+        rate_limit: Option<RateLimit>;
+        /// Sets [`max_subscriptions_per_spoke`](Self::max_subscriptions_per_spoke).
+        max_subscriptions_per_spoke: usize;
+        /// Sets [`max_pattern_length`](Self::max_pattern_length).
+        max_pattern_length: usize;
         /// Sets [`read_buffer_size`](Self::read_buffer_size).
         read_buffer_size: usize;
         /// Sets [`write_buffer_size`](Self::write_buffer_size).

@@ -19,6 +19,7 @@ use crate::event::{DecodeError, Event, decode};
 use crate::hub::{HubInner, Outgoing};
 use crate::pattern::Pattern;
 use crate::protocol::{self, ErrorCode, RESERVED_PREFIX, close_code};
+use crate::rate::{Meter, Verdict};
 use crate::spoke::{CloseRequest, DisconnectReason, Spoke};
 use crate::stats::Stats;
 
@@ -46,6 +47,8 @@ pub(crate) struct Connection<S> {
     /// `None` until the spoke's first `hub.subscribe`: then it receives everything.
     patterns: Option<Vec<Pattern>>,
     last_seen: Instant,
+    /// The spoke's rate limit, where the hub sets one.
+    meter: Option<Meter>,
     /// Frames and bytes written since the last flush, added to the hub's
     /// counters once per batch.
     frames_out: u64,
@@ -66,6 +69,7 @@ where
     ) -> Self {
         let shutdown = hub.shutdown.subscribe();
         Self {
+            meter: hub.config.rate_limit.map(Meter::new),
             hub,
             spoke,
             ws,
@@ -135,6 +139,20 @@ where
             Some(Ok(message)) => message,
         };
         self.last_seen = Instant::now();
+        if let (Message::Text(_) | Message::Binary(_), Some(meter)) = (&message, &mut self.meter) {
+            match meter.check(self.last_seen) {
+                Verdict::Allow => {}
+                Verdict::Refuse => {
+                    self.count_in(message.len());
+                    return self.reply_error(ErrorCode::RateLimited, "over the rate limit; message dropped").await;
+                }
+                Verdict::Close => {
+                    self.count_in(message.len());
+                    self.hub.stats.error(ErrorCode::RateLimited);
+                    return Err(DisconnectReason::RateLimited);
+                }
+            }
+        }
         match message {
             Message::Text(text) => self.on_data(text.as_bytes()).await,
             Message::Binary(bytes) => match std::str::from_utf8(&bytes) {
@@ -211,12 +229,17 @@ where
     }
 
     async fn on_subscribe(&mut self, text: &str) -> Step {
-        let pattern = match Pattern::new(text) {
+        let pattern = match self.parse_pattern(text) {
             Ok(pattern) => pattern,
-            Err(e) => return self.reply_error(ErrorCode::InvalidPattern, &e.to_string()).await,
+            Err(why) => return self.reply_error(ErrorCode::InvalidPattern, &why).await,
         };
+        let max = self.hub.config.max_subscriptions_per_spoke;
         let patterns = self.patterns.get_or_insert_with(Vec::new);
         if !patterns.contains(&pattern) {
+            if patterns.len() >= max {
+                let why = format!("a spoke may hold at most {max} subscriptions");
+                return self.reply_error(ErrorCode::Forbidden, &why).await;
+            }
             patterns.push(pattern);
         }
         self.publish_patterns();
@@ -224,15 +247,23 @@ where
     }
 
     async fn on_unsubscribe(&mut self, text: &str) -> Step {
-        let pattern = match Pattern::new(text) {
+        let pattern = match self.parse_pattern(text) {
             Ok(pattern) => pattern,
-            Err(e) => return self.reply_error(ErrorCode::InvalidPattern, &e.to_string()).await,
+            Err(why) => return self.reply_error(ErrorCode::InvalidPattern, &why).await,
         };
         if let Some(patterns) = &mut self.patterns {
             patterns.retain(|p| *p != pattern);
         }
         self.publish_patterns();
         self.reply(protocol::unsubscribed(text)).await
+    }
+
+    fn parse_pattern(&self, text: &str) -> Result<Pattern, String> {
+        let max = self.hub.config.max_pattern_length;
+        if text.len() > max {
+            return Err(format!("a pattern may be at most {max} bytes long"));
+        }
+        Pattern::new(text).map_err(|e| e.to_string())
     }
 
     /// Copies the patterns where [`Spoke::patterns`] can see them.
@@ -419,6 +450,8 @@ where
 fn close_text(reason: &DisconnectReason) -> &str {
     match reason {
         DisconnectReason::HeartbeatTimeout => "heartbeat timeout",
+        DisconnectReason::RateLimited => "rate limit exceeded",
+        DisconnectReason::Revoked => "revoked",
         DisconnectReason::TooSlow => "too slow",
         DisconnectReason::MessageTooBig => "message too big",
         DisconnectReason::InvalidUtf8 => "text frame is not UTF-8",

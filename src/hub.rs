@@ -278,6 +278,19 @@ impl Hub {
         spoke
     }
 
+    /// Closes one spoke with 1008 ("revoked"), after what is already queued
+    /// for it; its disconnection reason is [`DisconnectReason::Revoked`].
+    /// Returns whether the spoke was connected.
+    pub fn revoke(&self, id: SpokeId) -> bool {
+        match self.spoke(id) {
+            Some(spoke) => {
+                spoke.request_close(DisconnectReason::Revoked);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs `hook` for every spoke accepted from now on, before its first
     /// message is read. Hooks run in the order they were added.
     pub fn on_connection<F>(&self, hook: F)

@@ -56,6 +56,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
@@ -65,6 +67,7 @@ mod event;
 mod hub;
 mod pattern;
 pub mod protocol;
+mod rate;
 mod serve;
 mod spoke;
 mod stats;
@@ -78,6 +81,7 @@ pub use event::{DecodeError, Event};
 pub use hub::Hub;
 pub use pattern::{Pattern, PatternError};
 pub use protocol::ErrorCode;
+pub use rate::RateLimit;
 pub use serve::Serve;
 pub use spoke::{DisconnectReason, Spoke, SpokeId};
 pub use stats::HubStats;

@@ -72,6 +72,11 @@ pub enum DisconnectReason {
         /// The reason sent.
         reason: String,
     },
+    /// The spoke sent over its rate limit too many times in a row; closed
+    /// with 1008.
+    RateLimited,
+    /// [`Hub::revoke`](crate::Hub::revoke) was called; closed with 1008.
+    Revoked,
     /// The hub shut down; closed with 1001.
     Shutdown,
     /// Something failed inside the hub; closed with 1011 where possible.
@@ -83,7 +88,7 @@ impl DisconnectReason {
     pub fn hub_close_code(&self) -> Option<u16> {
         Some(match self {
             Self::Closed { .. } | Self::ConnectionLost => return None,
-            Self::HeartbeatTimeout => close_code::POLICY,
+            Self::HeartbeatTimeout | Self::RateLimited | Self::Revoked => close_code::POLICY,
             Self::TooSlow => close_code::TRY_AGAIN_LATER,
             Self::MessageTooBig => close_code::TOO_BIG,
             Self::InvalidUtf8 => close_code::INVALID_PAYLOAD,
@@ -213,7 +218,7 @@ impl Spoke {
         self.request_close(DisconnectReason::ClosedByHub { code, reason: reason.into() });
     }
 
-    fn request_close(&self, why: DisconnectReason) {
+    pub(crate) fn request_close(&self, why: DisconnectReason) {
         self.shared.close.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(CloseRequest(why));

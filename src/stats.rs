@@ -33,7 +33,8 @@ pub struct HubStats {
     pub dropped: u64,
     /// Events a [`Subscription`](crate::Subscription) did not receive because it was full.
     pub subscription_dropped: u64,
-    /// HTTP upgrades that failed (bad request, timeout) in [`Hub::serve`](crate::Hub::serve).
+    /// HTTP upgrades that failed (bad request, timeout) in [`Hub::serve`](crate::Hub::serve)
+    /// or the axum integration (`wshub::axum`, which does not count policy refusals here).
     pub upgrade_failures: u64,
     /// `hub.error` envelopes sent, by code.
     pub errors: BTreeMap<ErrorCode, u64>,
