@@ -30,9 +30,9 @@ mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
 
 echo "== building (release)"
-cargo build --release --quiet --example loadgen --example relay
+cargo build --release --quiet --bin wshub --example loadgen
 LOADGEN=$ROOT/target/release/examples/loadgen
-WSHUB=(target/release/examples/relay)
+WSHUB=$ROOT/target/release/wshub
 
 echo "== peers (npm ci in bench/peers)"
 if [ ! -x bench/peers/node_modules/.bin/bun ] || [ bench/peers/package-lock.json -nt bench/peers/node_modules ]; then
@@ -64,7 +64,7 @@ start_server() { # name
   PORT=$((PORT + 1))
   local log=$ROOT/target/compare/$1.log
   case $1 in
-    wshub) taskset -c "$SERVER_CORE" "${WSHUB[@]}" "127.0.0.1:$PORT" >"$log" 2>&1 & ;;
+    wshub) taskset -c "$SERVER_CORE" "$WSHUB" --listen "127.0.0.1:$PORT" >"$log" 2>&1 & ;;
     bun) (cd bench/peers && exec taskset -c "$SERVER_CORE" "$BUN" bun-relay.js "$PORT") >"$log" 2>&1 & ;;
     node) (cd bench/peers && exec taskset -c "$SERVER_CORE" node node-relay.mjs "$PORT") >"$log" 2>&1 & ;;
     *) echo "unknown server $1" >&2; exit 2 ;;
@@ -113,7 +113,9 @@ for scenario in $SCENARIOS; do
     echo "== $scenario: $server"
     start_server "$server"
     # shellcheck disable=SC2046
-    taskset -c "$LOAD_CORE" "$LOADGEN" --url "ws://127.0.0.1:$PORT/" $(scenario_args "$scenario") \
+    path=/
+    [ "$server" = wshub ] && path=/ws
+    taskset -c "$LOAD_CORE" "$LOADGEN" --url "ws://127.0.0.1:$PORT$path" $(scenario_args "$scenario") \
       --server-pid "$SERVER_PID" --label "server=$server" --label "scenario=$scenario" >>"$OUT" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID" || echo "   (the load generator failed)"

@@ -151,9 +151,7 @@ fn main() {
     let args = parse_args(argv).unwrap_or_else(|e| exit_with(&e));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let local = tokio::task::LocalSet::new();
-    let report = local.block_on(&rt, async move {
-        if args.idle > 0 { idle(&args).await } else { run(&args).await }
-    });
+    let report = local.block_on(&rt, async move { if args.idle > 0 { idle(&args).await } else { run(&args).await } });
     match report {
         Ok(line) => println!("{line}"),
         Err(e) => exit_with(&format!("loadgen: {e}")),
@@ -173,6 +171,8 @@ fn exit_with(message: &str) -> ! {
 struct ServerSample {
     cpu_s: f64,
     rss_kib: u64,
+    /// Write-family system calls (write, writev, sendmsg…) so far, from `/proc/<pid>/io`.
+    writes: u64,
 }
 
 fn server_sample(pid: Option<u32>) -> Option<ServerSample> {
@@ -188,7 +188,9 @@ fn server_sample(pid: Option<u32>) -> Option<ServerSample> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())?;
-    Some(ServerSample { cpu_s: ticks as f64 / TICKS_PER_SEC, rss_kib })
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let writes = io.lines().find_map(|l| l.strip_prefix("syscw:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    Some(ServerSample { cpu_s: ticks as f64 / TICKS_PER_SEC, rss_kib, writes })
 }
 
 // --- connections --------------------------------------------------------------
@@ -518,6 +520,8 @@ async fn run(args: &Args) -> io::Result<Value> {
         let cpu = a.cpu_s - b.cpu_s;
         line["server_cpu_s"] = json!(cpu);
         line["cpu_us_per_delivery"] = json!(if received > 0 { cpu * 1e6 / received as f64 } else { 0.0 });
+        line["writes_per_delivery"] =
+            json!(if received > 0 { a.writes.saturating_sub(b.writes) as f64 / received as f64 } else { 0.0 });
         line["rss_start_kib"] = json!(b.rss_kib);
         line["rss_max_kib"] = json!(rss_max.get());
         line["rss_end_kib"] = json!(a.rss_kib);
@@ -576,9 +580,10 @@ fn table(jsonl: &str) -> String {
         }
     }
     let f = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64);
-    let cols: [(&str, &str, usize); 8] = [
+    let cols: [(&str, &str, usize); 9] = [
         ("deliveries/s", "deliveries_per_s", 0),
         ("CPU µs/delivery", "cpu_us_per_delivery", 3),
+        ("writes/delivery", "writes_per_delivery", 3),
         ("p50 µs", "p50_us", 0),
         ("p99 µs", "p99_us", 0),
         ("lost", "lost", 0),
