@@ -171,8 +171,6 @@ fn exit_with(message: &str) -> ! {
 struct ServerSample {
     cpu_s: f64,
     rss_kib: u64,
-    /// Write-family system calls (write, writev, sendmsg…) so far, from `/proc/<pid>/io`.
-    writes: u64,
 }
 
 fn server_sample(pid: Option<u32>) -> Option<ServerSample> {
@@ -188,9 +186,7 @@ fn server_sample(pid: Option<u32>) -> Option<ServerSample> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())?;
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let writes = io.lines().find_map(|l| l.strip_prefix("syscw:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-    Some(ServerSample { cpu_s: ticks as f64 / TICKS_PER_SEC, rss_kib, writes })
+    Some(ServerSample { cpu_s: ticks as f64 / TICKS_PER_SEC, rss_kib })
 }
 
 // --- connections --------------------------------------------------------------
@@ -520,8 +516,6 @@ async fn run(args: &Args) -> io::Result<Value> {
         let cpu = a.cpu_s - b.cpu_s;
         line["server_cpu_s"] = json!(cpu);
         line["cpu_us_per_delivery"] = json!(if received > 0 { cpu * 1e6 / received as f64 } else { 0.0 });
-        line["writes_per_delivery"] =
-            json!(if received > 0 { a.writes.saturating_sub(b.writes) as f64 / received as f64 } else { 0.0 });
         line["rss_start_kib"] = json!(b.rss_kib);
         line["rss_max_kib"] = json!(rss_max.get());
         line["rss_end_kib"] = json!(a.rss_kib);
@@ -580,10 +574,9 @@ fn table(jsonl: &str) -> String {
         }
     }
     let f = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64);
-    let cols: [(&str, &str, usize); 9] = [
+    let cols: [(&str, &str, usize); 8] = [
         ("deliveries/s", "deliveries_per_s", 0),
         ("CPU µs/delivery", "cpu_us_per_delivery", 3),
-        ("writes/delivery", "writes_per_delivery", 3),
         ("p50 µs", "p50_us", 0),
         ("p99 µs", "p99_us", 0),
         ("lost", "lost", 0),
