@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::bridge::Scope;
 use crate::rate::RateLimit;
 
 /// What the hub does with a spoke that falls further behind than the
@@ -92,7 +93,7 @@ pub struct HubConfig {
     /// it lags. Default: 1024.
     pub subscription_capacity: usize,
     /// How many messages each spoke may send; `None` for no limit. Default:
-    /// `None` in the library (the `wshub` server sets one).
+    /// `None` (the `wshub` server's `--rate-limit` sets one).
     pub rate_limit: Option<RateLimit>,
     /// How many patterns one spoke may hold with `hub.subscribe`; one more
     /// is answered with `hub.error` `forbidden`. Default: 64.
@@ -106,6 +107,10 @@ pub struct HubConfig {
     /// How many bytes of frames a connection gathers before it writes them to
     /// the socket, within one batch. Default: 16 KiB.
     pub write_buffer_size: usize,
+    /// With a [bridge](crate::bridge), whether [`Hub::subscribe`](crate::Hub::subscribe)
+    /// streams also see what spokes send to the other hubs. Default:
+    /// [`Scope::Local`].
+    pub subscribe_scope: Scope,
 }
 
 impl Default for HubConfig {
@@ -130,21 +135,9 @@ impl Default for HubConfig {
             max_pattern_length: 256,
             read_buffer_size: 2 * 1024,
             write_buffer_size: 16 * 1024,
+            subscribe_scope: Scope::Local,
         }
     }
-}
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, $name: $ty) -> Self {
-                self.$name = $name;
-                self
-            }
-        )*
-    };
 }
 
 impl HubConfig {
@@ -183,6 +176,8 @@ impl HubConfig {
         read_buffer_size: usize;
         /// Sets [`write_buffer_size`](Self::write_buffer_size).
         write_buffer_size: usize;
+        /// Sets [`subscribe_scope`](Self::subscribe_scope).
+        subscribe_scope: Scope;
     }
 
     /// Sets [`heartbeat_interval`](Self::heartbeat_interval) and

@@ -46,7 +46,7 @@ pub(crate) struct Connection<S> {
     direct: mpsc::Receiver<Arc<Outgoing>>,
     close: watch::Receiver<Option<CloseRequest>>,
     shutdown: watch::Receiver<Option<Instant>>,
-    /// `None` until the spoke's first `hub.subscribe`: then it receives everything.
+    /// `None` until the spoke's first `hub.subscribe`; until then it receives everything.
     patterns: Option<Vec<Pattern>>,
     last_seen: Instant,
     /// The spoke's rate limit, where the hub sets one.
@@ -233,10 +233,16 @@ where
         let event = Event::new(wire.event_type, wire.id, wire.payload).with_origin(self.spoke.id());
         let missed = self.hub.listeners.deliver(&event);
         Stats::add(&self.hub.stats.subscription_dropped, missed);
-        if self.hub.config.relay {
-            if let Ok(out) = Outgoing::encode(&event, Some(self.spoke.id()), self.hub.config.frame_kind) {
-                self.hub.broadcast(out);
-            }
+        let relayed = if self.hub.config.relay {
+            Outgoing::encode(&event, Some(self.spoke.id()), self.hub.config.frame_kind).ok()
+        } else {
+            None
+        };
+        if let Some(bridge) = &self.hub.bridge {
+            bridge.publish_spoke_event(&self.hub.config, &event, relayed.as_ref());
+        }
+        if let Some(out) = relayed {
+            self.hub.broadcast(out);
         }
         Ok(())
     }

@@ -219,7 +219,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<WireIn<'_>, DecodeError> {
 
 /// How deeply arrays and objects nest in `bytes`, brackets inside strings
 /// not counted. Malformed JSON gets some number; the parser refuses it after.
-fn nesting_depth(bytes: &[u8]) -> usize {
+pub(crate) fn nesting_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for &b in bytes {

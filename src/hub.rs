@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::bridge::Link;
 use crate::config::{FrameKind, HubConfig};
 use crate::connection::Connection;
 use crate::error::SendError;
@@ -97,6 +98,8 @@ pub(crate) struct HubInner {
     next_id: AtomicU64,
     on_connection: RwLock<Vec<ConnectionHook>>,
     on_disconnection: RwLock<Vec<DisconnectionHook>>,
+    /// The bridge to other hubs, if any (`crate::bridge`).
+    pub(crate) bridge: Option<Link>,
 }
 
 /// One encoded envelope, shared by every connection that sends it.
@@ -197,6 +200,10 @@ impl Hub {
     /// A hub with these settings. Nothing runs until spokes are
     /// [accepted](Self::accept) or [served](Self::serve).
     pub fn new(config: HubConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    pub(crate) fn build(config: HubConfig, bridge: Option<Link>) -> Self {
         let config = config.normalized();
         let (events, _) = broadcast::channel(config.broadcast_capacity);
         Self {
@@ -211,6 +218,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 on_connection: RwLock::default(),
                 on_disconnection: RwLock::default(),
+                bridge,
             }),
         }
     }
@@ -237,7 +245,12 @@ impl Hub {
             return Err(SendError::Closed(event));
         }
         match Outgoing::encode(&event, None, self.inner.config.frame_kind) {
-            Ok(out) => Ok(self.inner.broadcast(out)),
+            Ok(out) => {
+                if let Some(bridge) = &self.inner.bridge {
+                    bridge.publish_dispatch(&out);
+                }
+                Ok(self.inner.broadcast(out))
+            }
             Err(why) => Err(SendError::InvalidEvent(event, why)),
         }
     }
@@ -403,6 +416,9 @@ impl Hub {
             }
         });
         self.inner.listeners.close();
+        if let Some(bridge) = &self.inner.bridge {
+            bridge.close();
+        }
         // Every connection task is done by the deadline plus one close
         // timeout; the extra second is a safety net, not a wait.
         let mut count = self.inner.count.subscribe();

@@ -56,8 +56,11 @@
 //! }
 //! ```
 
+#[macro_use]
+mod macros;
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;

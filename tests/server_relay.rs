@@ -142,3 +142,26 @@ async fn binary_frames_are_sent_when_asked() {
     send(&mut a, envelope("t", "", json!(1))).await;
     assert_eq!(node.recv_frame().await, (true, json!({ "type": "t", "id": "", "payload": 1 })));
 }
+
+#[tokio::test]
+async fn the_servers_rate_limit_refuses_a_flooding_spoke() {
+    let server = Server::start(&["--rate-limit", "1"]).await;
+    let mut ws = server.connect().await;
+    // One message a second, in bursts of one: `connect` spent it on its
+    // readiness probe, so the next message, at once, is refused.
+    send(&mut ws, envelope("a", "1", json!(null))).await;
+    let refused = recv(&mut ws).await;
+    assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("hub.error"), Some("rate_limited")));
+    assert_eq!(server.metric("wshub_errors_total{code=\"rate_limited\"}").await, 1.0);
+    assert_eq!(server.metric("wshub_events_in_total").await, 0.0, "the refused event was not taken");
+}
+
+#[tokio::test]
+async fn the_servers_subscription_cap_refuses_one_more_pattern() {
+    let server = Server::start(&["--max-subscriptions", "1"]).await;
+    let mut ws = server.connect().await;
+    hub_subscribe(&mut ws, "a:*").await;
+    send(&mut ws, json!({"type": "hub.subscribe", "id": "b:*"}).to_string()).await;
+    let refused = recv(&mut ws).await;
+    assert_eq!((refused["type"].as_str(), refused["id"].as_str()), (Some("hub.error"), Some("forbidden")));
+}

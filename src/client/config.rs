@@ -98,19 +98,6 @@ impl fmt::Debug for ClientConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, $name: $ty) -> Self {
-                self.$name = $name;
-                self
-            }
-        )*
-    };
-}
-
 impl ClientConfig {
     setters! {
         /// Sets [`queue_capacity`](Self::queue_capacity) (at least 1).

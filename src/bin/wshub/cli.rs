@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
-use wshub::{FrameKind, HubConfig, SlowSpokePolicy};
+use wshub::{FrameKind, HubConfig, RateLimit, SlowSpokePolicy};
 
 /// wshub: a WebSocket pub/sub hub. Every event a spoke sends on /ws is
 /// relayed to every other spoke whose subscriptions match; the dashboard is
@@ -86,6 +86,37 @@ pub(crate) struct Cli {
     #[arg(long, env = "WSHUB_HEARTBEAT_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub(crate) heartbeat_timeout: Duration,
 
+    /// How many messages per second each spoke may send (bursts of up to
+    /// one second's worth); over it a message is refused with `hub.error`
+    /// `rate_limited`, and 32 refusals in a row close the spoke with 1008.
+    /// 0, the default, sets no limit.
+    #[arg(long, env = "WSHUB_RATE_LIMIT", value_name = "N", default_value = "0")]
+    pub(crate) rate_limit: u32,
+
+    /// How many patterns one spoke may subscribe to; one more is refused
+    /// with `hub.error` `forbidden`.
+    #[arg(long, env = "WSHUB_MAX_SUBSCRIPTIONS", value_name = "N", default_value = "64")]
+    pub(crate) max_subscriptions: NonZeroUsize,
+
+    /// The longest pattern a spoke may send, in bytes; a longer one is
+    /// refused with `hub.error` `invalid_pattern`.
+    #[arg(long, env = "WSHUB_MAX_PATTERN_LENGTH", value_name = "BYTES", default_value = "256")]
+    pub(crate) max_pattern_length: NonZeroUsize,
+
+    /// Join the other hubs that use this Redis server
+    /// (`redis://[user:password@]host[:port][/db]`): an event dispatched or
+    /// relayed on any of them reaches the spokes of all, exactly once.
+    /// Redis pub/sub is at most once: while Redis is down each hub serves its
+    /// own spokes, and what is published meanwhile is not delivered across
+    /// hubs. Default: no Redis, one hub on its own.
+    #[arg(long, env = "WSHUB_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub(crate) redis_url: Option<String>,
+
+    /// What the Redis channels' names begin with: each event is published on
+    /// `<prefix><type>:<id>`. Hubs that should act as one use the same.
+    #[arg(long, env = "WSHUB_REDIS_PREFIX", value_name = "PREFIX", default_value = "wshub:")]
+    pub(crate) redis_prefix: String,
+
     /// On SIGINT or SIGTERM, how long to flush what is queued for each
     /// spoke before closing it with 1001.
     #[arg(long, env = "WSHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = duration)]
@@ -160,7 +191,20 @@ impl Cli {
                 show(self.heartbeat_interval)
             ));
         }
+        // Checked here rather than by a value parser, whose error would
+        // repeat the URL, and with it a password.
+        if let Some(config) = self.redis_bridge() {
+            if wshub::bridge::RedisBridge::new(config).is_err() {
+                return Err("--redis-url: not a redis://[user:password@]host[:port][/db] URL".into());
+            }
+        }
         Ok(())
+    }
+
+    /// The Redis bridge's settings, with `--redis-url`.
+    pub(crate) fn redis_bridge(&self) -> Option<wshub::bridge::RedisBridgeConfig> {
+        let url = self.redis_url.as_ref()?;
+        Some(wshub::bridge::RedisBridgeConfig::new(url.clone()).prefix(self.redis_prefix.clone()))
     }
 
     /// The hub's settings: relaying on, as the server always does.
@@ -179,6 +223,9 @@ impl Cli {
             .write_timeout(self.write_timeout)
             .heartbeat(self.heartbeat_interval, self.heartbeat_timeout)
             .shutdown_timeout(self.shutdown_timeout)
+            .rate_limit((self.rate_limit > 0).then(|| RateLimit::per_second(self.rate_limit)))
+            .max_subscriptions_per_spoke(self.max_subscriptions.get())
+            .max_pattern_length(self.max_pattern_length.get())
     }
 }
 
@@ -282,6 +329,28 @@ mod tests {
         assert_eq!(ours.shutdown_timeout, theirs.shutdown_timeout);
         assert_eq!(ours.frame_kind, theirs.frame_kind);
         assert_eq!(cli.listen, "127.0.0.1:8080".parse().expect("an address"));
+    }
+
+    #[test]
+    fn limits_reach_the_hub_config() {
+        let cli = Cli::try_parse_from([
+            "wshub",
+            "--rate-limit",
+            "50",
+            "--max-subscriptions",
+            "3",
+            "--max-pattern-length",
+            "32",
+        ])
+        .expect("each flag parses");
+        let config = cli.hub_config();
+        assert_eq!(config.rate_limit, Some(RateLimit::per_second(50)));
+        assert_eq!(config.max_subscriptions_per_spoke, 3);
+        assert_eq!(config.max_pattern_length, 32);
+        let off = Cli::try_parse_from(["wshub"]).expect("no arguments parse").hub_config();
+        assert_eq!(off.rate_limit, None);
+        assert!(Cli::try_parse_from(["wshub", "--max-subscriptions", "0"]).is_err());
+        assert!(Cli::try_parse_from(["wshub", "--rate-limit", "-1"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wshub::Hub;
 use wshub::axum::Endpoint;
+use wshub::bridge::RedisBridge;
 
 use crate::cli::{Cli, LogFormat};
 use crate::metrics::Metrics;
@@ -65,7 +66,18 @@ async fn run(cli: Cli) -> ExitCode {
         }
     };
 
-    let hub = Hub::new(cli.hub_config());
+    let hub = match cli.redis_bridge() {
+        // The URL was checked when the arguments were parsed; Redis itself
+        // may come up later: the bridge connects in the background.
+        Some(config) => match RedisBridge::new(config) {
+            Ok(bridge) => Hub::with_bridge(cli.hub_config(), bridge),
+            Err(error) => {
+                eprintln!("wshub: --redis-url: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Hub::new(cli.hub_config()),
+    };
     hub.on_connection(|spoke| {
         tracing::info!(spoke = %spoke.id(), remote_addr = ?spoke.remote_addr(), "spoke connected");
     });
@@ -100,7 +112,15 @@ async fn run(cli: Cli) -> ExitCode {
     // Tests and scripts read the first line to learn the bound address.
     println!("wshub listening on {addr}");
     println!("dashboard: http://{shown}/");
-    tracing::info!(%addr, relay = true, echo = cli.echo, token = cli.token.is_some(), "wshub started");
+    tracing::info!(
+        %addr,
+        relay = true,
+        echo = cli.echo,
+        token = cli.token.is_some(),
+        redis = cli.redis_url.is_some(),
+        node = ?hub.node_id(),
+        "wshub started"
+    );
 
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use wshub::Hub;
 use wshub::axum::UpgradeFailure;
+use wshub::bridge::{BridgeState, BridgeStats};
 
 /// One label: `reason`.
 type Reason = [(&'static str, &'static str); 1];
@@ -66,6 +67,46 @@ impl Metrics {
     }
 }
 
+/// Every state the bridge can be in, each shown as a 0/1 gauge.
+const BRIDGE_STATES: [BridgeState; 4] =
+    [BridgeState::Connecting, BridgeState::Connected, BridgeState::Disconnected, BridgeState::Closed];
+
+/// The Redis bridge's state and counters (with `--redis-url`).
+fn encode_bridge(encoder: &mut DescriptorEncoder, stats: &BridgeStats) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(0i64).metric_type();
+    let mut states = encoder.encode_descriptor(
+        "bridge_state",
+        "The Redis bridge's state: 1 for the state it is in (connecting, connected, disconnected, closed)",
+        None,
+        gauge,
+    )?;
+    for state in BRIDGE_STATES {
+        ConstGauge::new(i64::from(stats.state == state)).encode(states.encode_family(&[("state", state.as_str())])?)?;
+    }
+    let counters: [(&str, &str, u64); 7] = [
+        ("bridge_published", "Events this hub published to Redis that Redis acknowledged", stats.published),
+        (
+            "bridge_publish_dropped",
+            "Events this hub did not publish because Redis was down or the queue was full: the other hubs never get them",
+            stats.publish_dropped,
+        ),
+        ("bridge_received", "Events from other hubs, or from outside, delivered here", stats.received),
+        (
+            "bridge_missed",
+            "Events other hubs published that never reached this hub (gaps in their numbers)",
+            stats.missed,
+        ),
+        ("bridge_rejected", "Messages from Redis that were not valid envelopes: dropped", stats.rejected),
+        ("bridge_outages", "Times the connection to Redis was lost", stats.outages),
+        ("bridge_reconnects", "Times the connection to Redis came back after it was lost", stats.reconnects),
+    ];
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+    }
+    Ok(())
+}
+
 /// Reads the hub's counters on every scrape.
 #[derive(Debug)]
 struct HubCollector(Hub);
@@ -102,6 +143,9 @@ impl Collector for HubCollector {
         }
 
         let kind = ConstCounter::new(0u64).metric_type();
+        if let Some(bridge) = self.0.bridge_stats() {
+            encode_bridge(&mut encoder, &bridge)?;
+        }
         let mut errors = encoder.encode_descriptor("errors", "hub.error envelopes sent, by code", None, kind)?;
         for (code, n) in &stats.errors {
             ConstCounter::new(*n).encode(errors.encode_family(&[("code", code.as_str())])?)?;
