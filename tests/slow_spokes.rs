@@ -28,7 +28,10 @@ async fn read_all(mut ws: Ws, n: usize, progress: Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoke_that_stops_reading_does_not_slow_or_starve_the_others() {
-    let config = HubConfig::default().broadcast_capacity(1024).write_timeout(Duration::from_secs(1));
+    // The stalled spoke's task blocks on its full socket; the write timeout is
+    // what frees it. Long enough that a busy machine does not take a slow
+    // reader for a stalled one.
+    let config = HubConfig::default().broadcast_capacity(1024).write_timeout(Duration::from_secs(3));
     let hub = TestHub::start(config).await;
     let gone = Arc::new(Mutex::new(Vec::new()));
     let sink = gone.clone();
@@ -42,11 +45,14 @@ async fn a_spoke_that_stops_reading_does_not_slow_or_starve_the_others() {
     let rss_before = rss_kib();
 
     let payload = json!("x".repeat(PAYLOAD));
+    let started = std::time::Instant::now();
     for i in 0..EVENTS {
         // Keep within the broadcast capacity of the slowest *reading* spoke
         // (this test's readers are slow, debug-built JSON parsers); the
         // stalled spoke falls behind all the same.
         while progress.iter().any(|p| p.load(Ordering::Relaxed) + 512 < i) {
+            assert!(readers.iter().all(|r| !r.is_finished()), "a reader stopped before the end");
+            assert!(started.elapsed() < Duration::from_secs(120), "the readers stopped making progress");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         hub.hub.dispatch(Event::new("load", i.to_string(), payload.clone())).unwrap();
