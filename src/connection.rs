@@ -402,14 +402,25 @@ where
     /// writes pings, pongs and the close frame; what it may hold (a pong it
     /// owes) is flushed first, and every write completes before the task
     /// reads again, so the two never interleave.
+    ///
+    /// What the socket took leaves the batch at once, so a write cut off by
+    /// the write timeout or the shutdown's deadline leaves in the batch
+    /// exactly what is still owed, and the close frame follows it whole.
     async fn write_batch_out(&mut self) -> Step {
         if self.ws_dirty {
             self.ws.flush().await.map_err(write_error)?;
             self.ws_dirty = false;
         }
-        let written = self.ws.get_mut().write_all(&self.batch).await;
-        self.batch.clear();
-        written.map_err(|_| DisconnectReason::ConnectionLost)
+        while !self.batch.is_empty() {
+            match self.ws.get_mut().write(&self.batch).await {
+                Ok(n) if n > 0 => drop(self.batch.drain(..n)),
+                _ => {
+                    self.batch.clear();
+                    return Err(DisconnectReason::ConnectionLost);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Step {

@@ -184,6 +184,11 @@ impl Frame {
         &self.bytes[self.start..]
     }
 
+    /// The payload: the envelope's JSON.
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.bytes[MAX_HEADER..]
+    }
+
     /// The length of the payload (the envelope's JSON).
     pub(crate) fn payload_len(&self) -> usize {
         self.bytes.len() - MAX_HEADER
@@ -276,6 +281,9 @@ impl Hub {
     ///
     /// Build the stream with [`HubConfig::websocket_config`], so that the
     /// hub's size limits hold for it, and set `TCP_NODELAY` on its socket.
+    /// It must be the server's side of the connection (`Role::Server`, as
+    /// `accept_async` and axum make it): the hub writes each event's frame,
+    /// built once for every spoke, unmasked, as a server's frames are.
     ///
     /// # Panics
     /// Outside a tokio runtime.
