@@ -1,11 +1,13 @@
 //! One spoke's task: reads what it sends, writes what it is due, in batches.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{MissedTickBehavior, timeout, timeout_at};
@@ -16,7 +18,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::config::SlowSpokePolicy;
 use crate::event::{DecodeError, Event, decode};
-use crate::hub::{HubInner, Outgoing};
+use crate::hub::{Frame, HubInner, Outgoing};
 use crate::pattern::Pattern;
 use crate::protocol::{self, ErrorCode, RESERVED_PREFIX, close_code};
 use crate::rate::{Meter, Verdict};
@@ -49,6 +51,10 @@ pub(crate) struct Connection<S> {
     last_seen: Instant,
     /// The spoke's rate limit, where the hub sets one.
     meter: Option<Meter>,
+    /// The frames of the batch being written, copied as they are.
+    batch: Vec<u8>,
+    /// Whether tungstenite may hold bytes of its own to write (a pong).
+    ws_dirty: bool,
     /// Frames and bytes written since the last flush, added to the hub's
     /// counters once per batch.
     frames_out: u64,
@@ -79,6 +85,8 @@ where
             shutdown,
             patterns: None,
             last_seen: Instant::now(),
+            batch: Vec::new(),
+            ws_dirty: false,
             frames_out: 0,
             bytes_out: 0,
         }
@@ -173,7 +181,12 @@ where
                 Err(DisconnectReason::Closed { code, reason })
             }
             // tungstenite answers pings by itself; both are signs of life.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+            Message::Ping(_) => {
+                // Its pong may still be in tungstenite's buffer.
+                self.ws_dirty = true;
+                Ok(())
+            }
+            Message::Pong(_) | Message::Frame(_) => Ok(()),
         }
     }
 
@@ -288,9 +301,9 @@ where
     /// Boxed: acknowledgements and errors are rare next to events, and the
     /// task of every idle spoke would otherwise keep room for this future.
     async fn reply(&mut self, text: String) -> Step {
-        let message = Outgoing::control(text, self.hub.config.frame_kind);
+        let frame = Outgoing::control(&text, self.hub.config.frame_kind);
         Box::pin(self.timed_write(async |c: &mut Self| {
-            c.feed(message).await?;
+            c.feed(&frame).await?;
             c.flush().await
         }))
         .await
@@ -316,7 +329,7 @@ where
                 First::Broadcast(Ok(out)) => c.write_event(&out).await?,
                 First::Broadcast(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
                 First::Broadcast(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
-                First::Direct(out) => c.feed(out.message.clone()).await?,
+                First::Direct(out) => c.feed(&out.frame).await?,
             }
             c.drain().await?;
             c.flush().await
@@ -335,20 +348,20 @@ where
         }
         for _ in 0..MAX_BATCH {
             match self.direct.try_recv() {
-                Ok(out) => self.feed(out.message.clone()).await?,
+                Ok(out) => self.feed(&out.frame).await?,
                 Err(_) => break,
             }
         }
         let missed = self.spoke.shared.direct_missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
             self.count_lag(missed);
-            self.feed(Outgoing::control(protocol::lagged(missed), self.hub.config.frame_kind)).await?;
+            self.feed(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await?;
         }
         Ok(())
     }
 
     async fn write_event(&mut self, out: &Outgoing) -> Step {
-        if self.wants(out) { self.feed(out.message.clone()).await } else { Ok(()) }
+        if self.wants(out) { self.feed(&out.frame).await } else { Ok(()) }
     }
 
     async fn on_lag(&mut self, missed: u64) -> Step {
@@ -356,7 +369,7 @@ where
         tracing::warn!(spoke = %self.spoke.id(), missed, policy = ?self.spoke.shared.policy, "spoke lagged");
         match self.hub.config.slow_spoke_policy {
             SlowSpokePolicy::Skip => {
-                self.feed(Outgoing::control(protocol::lagged(missed), self.hub.config.frame_kind)).await
+                self.feed(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await
             }
             _ => Err(DisconnectReason::TooSlow),
         }
@@ -367,14 +380,55 @@ where
         Stats::add(&self.hub.stats.dropped, missed);
     }
 
-    async fn feed(&mut self, message: Message) -> Step {
+    /// Adds a frame to the batch; writes the batch first if the frame would
+    /// take it past the write buffer size.
+    async fn feed(&mut self, frame: &Frame) -> Step {
         self.frames_out += 1;
-        self.bytes_out += message.len() as u64;
-        self.ws.feed(message).await.map_err(write_error)
+        self.bytes_out += frame.payload_len() as u64;
+        let bytes = frame.as_bytes();
+        if !self.batch.is_empty() && self.batch.len() + bytes.len() > self.hub.config.write_buffer_size {
+            self.write_batch_out().await?;
+        }
+        self.batch.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Writes the frames gathered so far to the socket, in one write where
+    /// the socket takes them.
+    ///
+    /// Events bypass tungstenite's `Sink`: their frames were built once at
+    /// dispatch ([`Frame`]) and are copied here as they are, with no
+    /// per-spoke framing, `Message` or reference count. tungstenite still
+    /// writes pings, pongs and the close frame; what it may hold (a pong it
+    /// owes) is flushed first, and every write completes before the task
+    /// reads again, so the two never interleave.
+    ///
+    /// What the socket took leaves the batch at once, so a write cut off by
+    /// the write timeout or the shutdown's deadline leaves in the batch
+    /// exactly what is still owed, and the close frame follows it whole.
+    async fn write_batch_out(&mut self) -> Step {
+        if self.ws_dirty {
+            self.ws.flush().await.map_err(write_error)?;
+            self.ws_dirty = false;
+        }
+        while !self.batch.is_empty() {
+            match self.ws.get_mut().write(&self.batch).await {
+                Ok(n) if n > 0 => drop(self.batch.drain(..n)),
+                _ => {
+                    self.batch.clear();
+                    return Err(DisconnectReason::ConnectionLost);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Step {
-        let result = self.ws.flush().await.map_err(write_error);
+        let mut result = if self.batch.is_empty() { Ok(()) } else { self.write_batch_out().await };
+        if result.is_ok() {
+            // Nothing for TCP; a TLS stream writes its record here.
+            result = self.ws.get_mut().flush().await.map_err(|_| DisconnectReason::ConnectionLost);
+        }
         let stats = &self.hub.stats;
         Stats::add(&stats.events_out, std::mem::take(&mut self.frames_out));
         Stats::add(&stats.bytes_out, std::mem::take(&mut self.bytes_out));
@@ -391,9 +445,17 @@ where
         // Once the hub is shutting down, the write may go on only until the
         // shutdown's deadline; the loop's next turn then closes the spoke.
         let mut shutdown = self.shutdown.clone();
-        let write = timeout(limit, write(self));
+        let write = write(self);
+        tokio::pin!(write);
+        // Most batches are taken by the socket at once: then no clock is
+        // read, no timer set and no watch registered.
+        if let Poll::Ready(written) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            return written;
+        }
+        let write = timeout(limit, write);
         tokio::pin!(write);
         tokio::select! {
+            biased;
             written = &mut write => written.unwrap_or(Err(DisconnectReason::TooSlow)),
             deadline = async { shutdown.wait_for(Option::is_some).await.ok().and_then(|d| *d) } => {
                 let deadline = deadline.unwrap_or_else(Instant::now);
@@ -410,8 +472,8 @@ where
             return Err(DisconnectReason::HeartbeatTimeout);
         }
         self.timed_write(async |c: &mut Self| {
-            c.ws.feed(Message::Ping(Bytes::new())).await.map_err(write_error)?;
-            c.flush().await
+            c.flush().await?;
+            c.ws.send(Message::Ping(Bytes::new())).await.map_err(write_error)
         })
         .await
     }
@@ -442,10 +504,14 @@ where
             tracing::info!(spoke = %self.spoke.id(), code, reason, "closing spoke");
         }
         let frame = CloseFrame { code: code.into(), reason: reason.into() };
-        let ws = &mut self.ws;
-        let _ = timeout(self.hub.config.close_timeout, async {
-            if ws.send(Message::Close(Some(frame))).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
+        let close_timeout = self.hub.config.close_timeout;
+        let _ = timeout(close_timeout, async {
+            // The frames gathered before the close go first.
+            if !self.batch.is_empty() && self.write_batch_out().await.is_err() {
+                return;
+            }
+            if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
             }
         })
         .await;

@@ -267,6 +267,12 @@ pub(crate) fn encode(event_type: &str, id: &str, payload: &Value) -> String {
     serde_json::to_string(&WireOut { event_type, id, payload }).unwrap_or_default()
 }
 
+/// Appends the envelope's JSON to `buf`.
+pub(crate) fn encode_into(buf: &mut Vec<u8>, event_type: &str, id: &str, payload: &Value) {
+    // Serializing strings and a `Value` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(buf, &WireOut { event_type, id, payload });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

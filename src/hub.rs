@@ -10,13 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::bridge::Link;
 use crate::config::{FrameKind, HubConfig};
 use crate::connection::Connection;
 use crate::error::SendError;
-use crate::event::{Event, encode};
+use crate::event::{Event, encode_into};
 use crate::pattern::{Pattern, PatternError};
 use crate::protocol::RESERVED_PREFIX;
 use crate::spoke::{DisconnectReason, Spoke, SpokeId, SpokeShared};
@@ -112,7 +111,7 @@ pub(crate) struct Outgoing {
     pub(crate) type_len: usize,
     /// The spoke the event came from, when relayed.
     pub(crate) origin: Option<SpokeId>,
-    pub(crate) message: Message,
+    pub(crate) frame: Frame,
 }
 
 impl Outgoing {
@@ -123,18 +122,13 @@ impl Outgoing {
         if event.event_type().starts_with(RESERVED_PREFIX) {
             return Err("types beginning with `hub.` are reserved for the hub");
         }
-        let text = encode(event.event_type(), event.id(), event.payload());
-        Ok(Self {
-            topic: event.topic().into(),
-            type_len: event.event_type().len(),
-            origin,
-            message: message(text, kind),
-        })
+        let frame = Frame::build(kind, |buf| encode_into(buf, event.event_type(), event.id(), event.payload()));
+        Ok(Self { topic: event.topic().into(), type_len: event.event_type().len(), origin, frame })
     }
 
     /// A control envelope from the hub (`hub.lagged`, …).
-    pub(crate) fn control(text: String, kind: FrameKind) -> Message {
-        message(text, kind)
+    pub(crate) fn control(text: &str, kind: FrameKind) -> Frame {
+        Frame::build(kind, |buf| buf.extend_from_slice(text.as_bytes()))
     }
 
     pub(crate) fn event_type(&self) -> &str {
@@ -142,10 +136,68 @@ impl Outgoing {
     }
 }
 
-fn message(text: String, kind: FrameKind) -> Message {
-    match kind {
-        FrameKind::Binary => Message::Binary(Bytes::from(text)),
-        _ => Message::Text(Utf8Bytes::from(text)),
+/// The longest header of an unmasked WebSocket frame: two bytes, then a
+/// 64-bit length.
+const MAX_HEADER: usize = 10;
+
+/// A whole WebSocket frame from the hub, header and payload, built once and
+/// written as it is to every spoke: frames from a server are not masked, so
+/// the bytes are the same for all of them.
+pub(crate) struct Frame {
+    /// The header ends at `MAX_HEADER`; it starts at `start`.
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Frame {
+    /// A final frame of `kind` whose payload `payload` appends.
+    fn build(kind: FrameKind, payload: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut bytes = Vec::with_capacity(MAX_HEADER + 128);
+        bytes.resize(MAX_HEADER, 0);
+        payload(&mut bytes);
+        let len = bytes.len() - MAX_HEADER;
+        let opcode = match kind {
+            FrameKind::Binary => 0x2,
+            _ => 0x1,
+        };
+        let mut header = [0u8; MAX_HEADER];
+        header[0] = 0x80 | opcode; // FIN
+        let header_len = if len < 126 {
+            header[1] = len as u8;
+            2
+        } else if let Ok(len) = u16::try_from(len) {
+            header[1] = 126;
+            header[2..4].copy_from_slice(&len.to_be_bytes());
+            4
+        } else {
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        };
+        let start = MAX_HEADER - header_len;
+        bytes[start..MAX_HEADER].copy_from_slice(&header[..header_len]);
+        Self { bytes, start }
+    }
+
+    /// The frame as it goes on the wire.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    /// The payload: the envelope's JSON.
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.bytes[MAX_HEADER..]
+    }
+
+    /// The length of the payload (the envelope's JSON).
+    pub(crate) fn payload_len(&self) -> usize {
+        self.bytes.len() - MAX_HEADER
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame").field("len", &self.as_bytes().len()).finish()
     }
 }
 
@@ -229,6 +281,9 @@ impl Hub {
     ///
     /// Build the stream with [`HubConfig::websocket_config`], so that the
     /// hub's size limits hold for it, and set `TCP_NODELAY` on its socket.
+    /// It must be the server's side of the connection (`Role::Server`, as
+    /// `accept_async` and axum make it): the hub writes each event's frame,
+    /// built once for every spoke, unmasked, as a server's frames are.
     ///
     /// # Panics
     /// Outside a tokio runtime.
@@ -421,5 +476,29 @@ impl fmt::Debug for Hub {
             .field("spokes", &self.spoke_count())
             .field("shutting_down", &self.is_shutting_down())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    use super::*;
+
+    /// A frame built once at dispatch has the bytes tungstenite would write,
+    /// for every length encoding.
+    #[test]
+    fn frames_are_what_tungstenite_writes() {
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 100_000] {
+            let payload = "x".repeat(len);
+            for (kind, data) in [(FrameKind::Text, Data::Text), (FrameKind::Binary, Data::Binary)] {
+                let ours = Outgoing::control(&payload, kind);
+                let mut theirs = Vec::new();
+                WsFrame::message(payload.clone(), OpCode::Data(data), true).format(&mut theirs).unwrap();
+                assert_eq!(ours.as_bytes(), &theirs[..], "length {len}, {kind:?}");
+                assert_eq!(ours.payload_len(), len);
+            }
+        }
     }
 }

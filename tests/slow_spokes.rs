@@ -137,3 +137,42 @@ async fn a_spoke_whose_own_queue_overflows_is_closed_with_1013() {
     };
     assert_eq!(code, 1013);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_by_the_write_timeout_leaves_whole_frames_then_the_close() {
+    // The stalled spoke's socket fills in the middle of an event's frame; the
+    // write timeout cuts that write off. What the spoke then reads must still
+    // be whole events, in order, and then the 1013 close, not a broken stream.
+    let config = HubConfig::default().write_timeout(Duration::from_millis(300)).close_timeout(Duration::from_secs(20));
+    let hub = TestHub::start(config).await;
+    let gone = Arc::new(Mutex::new(Vec::new()));
+    let sink = gone.clone();
+    hub.hub.on_disconnection(move |_, reason| sink.lock().unwrap().push(reason.clone()));
+    let mut ws = hub.connect().await;
+
+    // Far more than loopback's socket buffers hold.
+    let payload = json!("w".repeat(64 * 1024 - 7));
+    for i in 0..600 {
+        hub.hub.dispatch(Event::new("big", i.to_string(), payload.clone())).unwrap();
+    }
+    // The spoke does not read until its write has been cut off: the hub is then
+    // waiting, within the close timeout, to write the rest and the close frame.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut next = 0;
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("the stream goes on") {
+            Some(Ok(Message::Text(text))) => {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("a whole envelope");
+                assert_eq!(v["id"], next.to_string(), "events arrive whole and in order");
+                next += 1;
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            other => panic!("after {next} events: {other:?}"),
+        }
+    };
+    assert_eq!(code, 1013);
+    assert!(next < 600, "the spoke was cut off, after {next} events");
+    drop(ws);
+    wait_for(|| gone.lock().unwrap().contains(&DisconnectReason::TooSlow)).await;
+}

@@ -91,7 +91,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::HubConfig;
 use crate::event::{Event, MAX_DEPTH, nesting_depth};
@@ -401,11 +400,8 @@ impl Link {
     }
 
     fn publish(&self, out: &Outgoing, spoke: Option<SpokeId>, relay: bool) {
-        let text = match &out.message {
-            Message::Text(text) => text.as_str(),
-            Message::Binary(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
-            _ => return,
-        };
+        // The frame's payload is the envelope's JSON, text or binary frame alike.
+        let Ok(text) = std::str::from_utf8(out.frame.payload()) else { return };
         // The envelope is an object: its last byte is `}`.
         let Some(body) = text.strip_suffix('}') else { return };
         let mut message = String::with_capacity(text.len() + 64);
