@@ -20,7 +20,7 @@ SECONDS_PER_TARGET="${1:-60}"
 TARGETS="${WSHUB_FUZZ_TARGETS:-envelope pattern frames}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "== installing cargo-fuzz (crates.io)"
+  echo "== installing cargo-fuzz (cargo install)"
   cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1

@@ -46,6 +46,9 @@ pub struct Report {
     pub tasks_before: usize,
     pub tasks_after: usize,
     pub rss_before_kib: u64,
+    /// RSS sampled ten times during the run, after the first tenth (the
+    /// warm-up): a plateau, not a slope, is what bounded memory looks like.
+    pub rss_during_kib: Vec<u64>,
     pub rss_after_kib: u64,
 }
 
@@ -58,7 +61,7 @@ impl Report {
     pub fn line(&self) -> String {
         let s = &self.settings;
         format!(
-            "reliability: soak, {:.1} min | {} churn cycles ({}) around {} steady spokes, {} events at {}/s | all {} steady spokes kept, {} of {} deliveries; hub closes {:?}; spokes after {}, tasks {} -> {}, RSS {} -> {} KiB | {}",
+            "reliability: soak, {:.1} min | {} churn cycles ({}) around {} steady spokes, {} events at {}/s | all {} steady spokes kept, {} of {} deliveries; hub closes {:?}; spokes after {}, tasks {} -> {}, RSS (hub and clients in one process) {} KiB before, {} KiB during (sampled every tenth of the run), {} KiB after | {}",
             self.elapsed.as_secs_f64() / 60.0,
             self.churn_cycles,
             self.churn_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
@@ -73,6 +76,7 @@ impl Report {
             self.tasks_before,
             self.tasks_after,
             self.rss_before_kib,
+            self.rss_during_kib.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
             self.rss_after_kib,
             self.lost(),
         )
@@ -148,8 +152,15 @@ pub async fn run(settings: Settings) -> Report {
     let mut dispatched = 0u64;
     let payload = json!({"text": "x".repeat(200)});
     let mut tick = tokio::time::interval(Duration::from_secs(1) / settings.rate);
+    let mut rss_during_kib = Vec::new();
+    let tenth = settings.duration / 10;
+    let mut next_sample = started + tenth;
     while Instant::now() < deadline {
         tick.tick().await;
+        if Instant::now() >= next_sample {
+            rss_during_kib.push(rss_kib());
+            next_sample += tenth;
+        }
         hub.dispatch(Event::new("soak", dispatched.to_string(), payload.clone())).expect("dispatch");
         dispatched += 1;
     }
@@ -190,6 +201,7 @@ pub async fn run(settings: Settings) -> Report {
         tasks_before,
         tasks_after: alive_tasks(),
         rss_before_kib,
+        rss_during_kib,
         rss_after_kib: rss_kib(),
     };
     hub.shutdown().await;
