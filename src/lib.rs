@@ -60,6 +60,8 @@
 mod macros;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(any(feature = "client", feature = "redis"))]
+mod backoff;
 pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;

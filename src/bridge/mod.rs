@@ -531,36 +531,14 @@ pub(crate) async fn closed(closed: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = closed.wait_for(|c| *c).await;
 }
 
-/// The wait before reconnection attempt `attempt` (1 for the first retry):
-/// doubling from `initial`, at most `max`, drawn between half and all of
-/// it so that many hubs do not retry in step.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-pub(crate) fn backoff(initial: std::time::Duration, max: std::time::Duration, attempt: u32) -> std::time::Duration {
-    let full = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(max);
-    let random = RandomState::new().hash_one(std::time::Instant::now());
-    let half = full / 2;
-    half + half.mul_f64(random as f64 / u64::MAX as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn node_ids_differ() {
         let ids: std::collections::HashSet<String> = (0..100).map(|_| NodeId::random().to_string()).collect();
         assert_eq!(ids.len(), 100);
         assert!(ids.iter().all(|id| id.len() == 16));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_maximum_with_jitter() {
-        let (initial, max) = (Duration::from_millis(100), Duration::from_secs(2));
-        for (attempt, full) in [(1, 100), (2, 200), (3, 400), (5, 1600), (6, 2000), (40, 2000)] {
-            let wait = backoff(initial, max, attempt);
-            let full = Duration::from_millis(full);
-            assert!(wait >= full / 2 && wait <= full, "attempt {attempt}: {wait:?}");
-        }
     }
 }

@@ -10,7 +10,8 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{MissedTickBehavior, timeout};
 
-use super::{Bridge, BridgeState, BridgeStats, Inbound, Publication, Received, backoff, closed};
+use super::{Bridge, BridgeState, BridgeStats, Inbound, Publication, Received, closed};
+use crate::backoff::backoff;
 
 /// The most publications sent to Redis in one pipeline.
 const MAX_BATCH: usize = 256;

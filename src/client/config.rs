@@ -151,25 +151,4 @@ impl ClientConfig {
         self.ping_timeout = self.ping_timeout.max(self.ping_interval);
         self
     }
-
-    /// The wait before reconnection attempt `attempt` (1 for the first
-    /// retry), before jitter: `initial_backoff * 2^(attempt - 1)`, at most
-    /// `max_backoff`.
-    pub(crate) fn backoff_for(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(32);
-        self.initial_backoff.saturating_mul(1u32 << doublings.min(31)).min(self.max_backoff)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_maximum() {
-        let c = ClientConfig::default().backoff(Duration::from_millis(100), Duration::from_secs(1)).normalized();
-        let waits: Vec<u128> = (1..=6).map(|a| c.backoff_for(a).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(c.backoff_for(u32::MAX), Duration::from_secs(1));
-    }
 }

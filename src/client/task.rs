@@ -1,10 +1,9 @@
 //! The client's connection task: connects, reconnects with backoff, writes
 //! the queue, reads what the hub sends.
 
+use crate::backoff::backoff;
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -98,7 +97,8 @@ impl Task {
             tracing::debug!(url = %self.url, %reason, "disconnected from the hub");
             self.set_state(ConnectionState::Disconnected { reason });
             attempt = attempt.saturating_add(1);
-            let wait = jitter(self.shared.config.backoff_for(attempt));
+            let config = &self.shared.config;
+            let wait = backoff(config.initial_backoff, config.max_backoff, attempt);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = close.wait_for(|closing| *closing) => break,
@@ -374,27 +374,4 @@ fn tls() -> Result<Connector, Disconnect> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Connector::Rustls(Arc::new(config)))
-}
-
-/// A wait drawn at random between half of `d` and all of it.
-fn jitter(d: Duration) -> Duration {
-    // A fresh `RandomState` is randomly keyed: enough randomness for jitter,
-    // without a dependency.
-    let random = RandomState::new().hash_one(std::time::Instant::now());
-    let half = d / 2;
-    half + half.mul_f64(random as f64 / u64::MAX as f64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_between_half_and_all() {
-        let d = Duration::from_millis(1000);
-        let waits: Vec<Duration> = (0..100).map(|_| jitter(d)).collect();
-        assert!(waits.iter().all(|w| *w >= d / 2 && *w <= d), "{waits:?}");
-        let distinct: HashSet<_> = waits.iter().collect();
-        assert!(distinct.len() > 50, "jitter should vary: {distinct:?}");
-    }
 }
