@@ -71,13 +71,6 @@ impl RedisBridgeConfig {
         self
     }
 
-    /// Sets [`publish_queue_capacity`](Self::publish_queue_capacity) (at least 1).
-    #[must_use]
-    pub fn publish_queue_capacity(mut self, capacity: usize) -> Self {
-        self.publish_queue_capacity = capacity;
-        self
-    }
-
     /// Sets [`initial_backoff`](Self::initial_backoff) and
     /// [`max_backoff`](Self::max_backoff).
     #[must_use]
@@ -87,25 +80,15 @@ impl RedisBridgeConfig {
         self
     }
 
-    /// Sets [`connect_timeout`](Self::connect_timeout).
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`response_timeout`](Self::response_timeout).
-    #[must_use]
-    pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Sets [`health_check_interval`](Self::health_check_interval).
-    #[must_use]
-    pub fn health_check_interval(mut self, interval: Duration) -> Self {
-        self.health_check_interval = interval;
-        self
+    setters! {
+        /// Sets [`publish_queue_capacity`](Self::publish_queue_capacity) (at least 1).
+        publish_queue_capacity: usize;
+        /// Sets [`connect_timeout`](Self::connect_timeout).
+        connect_timeout: Duration;
+        /// Sets [`response_timeout`](Self::response_timeout).
+        response_timeout: Duration;
+        /// Sets [`health_check_interval`](Self::health_check_interval).
+        health_check_interval: Duration;
     }
 
     /// The pattern a hub subscribes to: the prefix, with Redis's glob
