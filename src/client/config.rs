@@ -60,6 +60,12 @@ pub struct ClientConfig {
     /// larger one drops the connection (and the client reconnects).
     /// Default: 16 MiB.
     pub max_message_size: usize,
+    /// Certificates trusted for `wss://` in addition to the webpki roots,
+    /// for a hub whose certificate a private authority signed: each one PEM
+    /// (one or more `CERTIFICATE` blocks) or DER. One that cannot be read
+    /// fails every `wss://` attempt with a `TLS setup` error naming it.
+    /// Default: none.
+    pub root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -76,6 +82,7 @@ impl Default for ClientConfig {
             close_timeout: Duration::from_secs(2),
             frame_kind: FrameKind::Text,
             max_message_size: 16 * 1024 * 1024,
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -94,6 +101,7 @@ impl fmt::Debug for ClientConfig {
             .field("close_timeout", &self.close_timeout)
             .field("frame_kind", &self.frame_kind)
             .field("max_message_size", &self.max_message_size)
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -118,6 +126,14 @@ impl ClientConfig {
     #[must_use]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Adds a certificate (PEM or DER) to
+    /// [`root_certificates`](Self::root_certificates).
+    #[must_use]
+    pub fn add_root_certificate(mut self, certificate: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(certificate.into());
         self
     }
 

@@ -1,11 +1,12 @@
 //! The client's connection task: connects, reconnects with backoff, writes
 //! the queue, reads what the hub sends.
 
-use crate::backoff::backoff;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -14,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::backoff::backoff;
 use crate::config::FrameKind;
 use crate::event::{Event, decode};
 use crate::pattern::Pattern;
@@ -349,7 +351,8 @@ impl Task {
 /// One attempt to connect, within the connect timeout.
 pub(crate) async fn connect(url: &str, config: &ClientConfig) -> Result<Ws, Disconnect> {
     let request = request(url, config).map_err(|e| Disconnect::ConnectFailed(e.to_string()))?;
-    let connector = if request.uri().scheme_str() == Some("wss") { tls()? } else { Connector::Plain };
+    let connector =
+        if request.uri().scheme_str() == Some("wss") { tls(&config.root_certificates)? } else { Connector::Plain };
     let limits = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
@@ -364,9 +367,23 @@ pub(crate) async fn connect(url: &str, config: &ClientConfig) -> Result<Ws, Disc
 
 /// rustls with the `ring` provider, named here rather than taken from the
 /// process default (which is ambiguous when a second provider is linked),
-/// trusting the webpki roots.
-fn tls() -> Result<Connector, Disconnect> {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+/// trusting the webpki roots and the configured `extra` ones.
+fn tls(extra: &[Vec<u8>]) -> Result<Connector, Disconnect> {
+    let mut roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for (i, bytes) in extra.iter().enumerate() {
+        let unreadable = |why: String| Disconnect::ConnectFailed(format!("TLS setup: root certificate {i}: {why}"));
+        let certificates: Vec<CertificateDer<'static>> = if bytes.starts_with(b"-----BEGIN") {
+            CertificateDer::pem_slice_iter(bytes).collect::<Result<_, _>>().map_err(|e| unreadable(e.to_string()))?
+        } else {
+            vec![CertificateDer::from(bytes.clone())]
+        };
+        if certificates.is_empty() {
+            return Err(unreadable("no CERTIFICATE block".into()));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|e| unreadable(e.to_string()))?;
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
