@@ -22,6 +22,7 @@ use crate::hub::{Frame, HubInner, Outgoing};
 use crate::pattern::Pattern;
 use crate::protocol::{self, ErrorCode, RESERVED_PREFIX, close_code};
 use crate::rate::{Meter, Verdict};
+use crate::routes::Queue;
 use crate::spoke::{CloseRequest, DisconnectReason, Spoke};
 use crate::stats::Stats;
 
@@ -34,15 +35,43 @@ type Step = Result<(), DisconnectReason>;
 
 /// What woke the task to write.
 enum First {
-    Broadcast(Result<Arc<Outgoing>, RecvError>),
+    Dispatched(Result<Arc<Outgoing>, RecvError>),
     Direct(Arc<Outgoing>),
+}
+
+/// Where a spoke's dispatched events come from: the hub's broadcast channel
+/// until its first `hub.subscribe`, then a queue of its own that the hub's
+/// routes fill with what its patterns match (`crate::routes`).
+enum Inbox {
+    Everything(broadcast::Receiver<Arc<Outgoing>>),
+    Routed(Queue),
+}
+
+impl Inbox {
+    async fn recv(&mut self) -> Result<Arc<Outgoing>, RecvError> {
+        match self {
+            Self::Everything(events) => events.recv().await,
+            // The routes hold the sender until the spoke has gone.
+            Self::Routed(queue) => match queue.recv().await {
+                Some(out) => Ok(out),
+                None => std::future::pending().await,
+            },
+        }
+    }
+
+    fn try_recv(&mut self) -> Result<Arc<Outgoing>, TryRecvError> {
+        match self {
+            Self::Everything(events) => events.try_recv(),
+            Self::Routed(queue) => queue.try_recv().map_err(|_| TryRecvError::Empty),
+        }
+    }
 }
 
 pub(crate) struct Connection<S> {
     hub: Arc<HubInner>,
     spoke: Spoke,
     ws: WebSocketStream<S>,
-    events: broadcast::Receiver<Arc<Outgoing>>,
+    inbox: Inbox,
     direct: mpsc::Receiver<Arc<Outgoing>>,
     close: watch::Receiver<Option<CloseRequest>>,
     shutdown: watch::Receiver<Option<Instant>>,
@@ -79,7 +108,7 @@ where
             hub,
             spoke,
             ws,
-            events,
+            inbox: Inbox::Everything(events),
             direct,
             close,
             shutdown,
@@ -128,7 +157,7 @@ where
                     }
                 }
                 message = self.ws.next() => self.on_message(message).await,
-                first = self.events.recv() => self.write_batch(First::Broadcast(first)).await,
+                first = self.inbox.recv() => self.write_batch(First::Dispatched(first)).await,
                 Some(first) = self.direct.recv() => self.write_batch(First::Direct(first)).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
             };
@@ -261,6 +290,7 @@ where
             }
             patterns.push(pattern);
         }
+        self.route();
         self.publish_patterns();
         self.reply(protocol::subscribed(text)).await
     }
@@ -272,6 +302,7 @@ where
         };
         if let Some(patterns) = &mut self.patterns {
             patterns.retain(|p| *p != pattern);
+            self.route();
         }
         self.publish_patterns();
         self.reply(protocol::unsubscribed(text)).await
@@ -283,6 +314,20 @@ where
             return Err(format!("a pattern may be at most {max} bytes long"));
         }
         Pattern::new(text).map_err(|e| e.to_string())
+    }
+
+    /// Gives the hub's routes the spoke's patterns; the first time, the
+    /// spoke leaves the broadcast channel for a queue of its own.
+    fn route(&mut self) {
+        let patterns = self.patterns.as_deref().unwrap_or_default();
+        let hub = &self.hub;
+        match &mut self.inbox {
+            Inbox::Everything(events) => {
+                let queue = hub.routes.join(&self.spoke, events, patterns, hub.config.broadcast_capacity, &hub.stats);
+                self.inbox = Inbox::Routed(queue);
+            }
+            Inbox::Routed(_) => hub.routes.update(self.spoke.id(), patterns),
+        }
     }
 
     /// Copies the patterns where [`Spoke::patterns`] can see them.
@@ -326,9 +371,9 @@ where
     async fn write_batch(&mut self, first: First) -> Step {
         self.timed_write(async move |c: &mut Self| {
             match first {
-                First::Broadcast(Ok(out)) => c.write_event(&out).await?,
-                First::Broadcast(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
-                First::Broadcast(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
+                First::Dispatched(Ok(out)) => c.write_event(&out).await?,
+                First::Dispatched(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
+                First::Dispatched(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
                 First::Direct(out) => c.feed(&out.frame).await?,
             }
             c.drain().await?;
@@ -340,7 +385,7 @@ where
     /// Feeds every frame already waiting, without flushing.
     async fn drain(&mut self) -> Step {
         for _ in 0..MAX_BATCH {
-            match self.events.try_recv() {
+            match self.inbox.try_recv() {
                 Ok(out) => self.write_event(&out).await?,
                 Err(TryRecvError::Lagged(missed)) => self.on_lag(missed).await?,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
@@ -352,7 +397,7 @@ where
                 Err(_) => break,
             }
         }
-        let missed = self.spoke.shared.direct_missed.swap(0, Ordering::Relaxed);
+        let missed = self.spoke.shared.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
             self.count_lag(missed);
             self.feed(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await?;

@@ -18,6 +18,7 @@ use crate::error::SendError;
 use crate::event::{Event, encode_into};
 use crate::pattern::{Pattern, PatternError};
 use crate::protocol::RESERVED_PREFIX;
+use crate::routes::Routes;
 use crate::spoke::{DisconnectReason, Spoke, SpokeId, SpokeShared};
 use crate::stats::{HubStats, Stats};
 use crate::subscription::{Listeners, Subscription};
@@ -87,7 +88,10 @@ pub struct Hub {
 
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
+    /// Every spoke that never subscribed reads dispatched events here.
     pub(crate) events: broadcast::Sender<Arc<Outgoing>>,
+    /// The spokes that subscribed, found by topic (`crate::routes`).
+    pub(crate) routes: Routes,
     pub(crate) spokes: Mutex<HashMap<SpokeId, Spoke>>,
     /// The number of connected spokes, watched by `shutdown`.
     pub(crate) count: watch::Sender<usize>,
@@ -215,6 +219,7 @@ impl Hub {
             inner: Arc::new(HubInner {
                 config,
                 events,
+                routes: Routes::default(),
                 spokes: Mutex::default(),
                 count: watch::Sender::new(0),
                 listeners: Arc::default(),
@@ -317,7 +322,7 @@ impl Hub {
                 remote_addr,
                 connected_at: SystemTime::now(),
                 direct: direct_tx,
-                direct_missed: AtomicU64::new(0),
+                missed: AtomicU64::new(0),
                 close: close_tx,
                 patterns: Mutex::new(None),
                 listeners: inner.listeners.clone(),
@@ -440,14 +445,23 @@ impl Hub {
 }
 
 impl HubInner {
-    /// Hands one encoded envelope to every connection task.
+    /// Counts one dispatch of this hub's own and fans it out.
     pub(crate) fn broadcast(&self, out: Outgoing) -> usize {
         self.stats.dispatched.fetch_add(1, Ordering::Relaxed);
-        self.events.send(Arc::new(out)).unwrap_or(0)
+        self.fan_out(out)
+    }
+
+    /// Hands one encoded envelope to every spoke that never subscribed and
+    /// to every subscribed spoke it matches; returns how many.
+    pub(crate) fn fan_out(&self, out: Outgoing) -> usize {
+        self.routes.send(&self.events, out, self.config.echo, &self.stats)
     }
 
     /// Called once for every spoke whose task has ended.
     pub(crate) fn remove(&self, spoke: &Spoke, reason: &DisconnectReason) {
+        // Out of the routes before it is out of the count, so that a dispatch
+        // after the count fell does not count it.
+        self.routes.remove(spoke.id());
         {
             let mut spokes = lock(&self.spokes);
             spokes.remove(&spoke.id());

@@ -73,6 +73,7 @@ mod hub;
 mod pattern;
 pub mod protocol;
 mod rate;
+mod routes;
 mod serve;
 mod spoke;
 mod stats;

@@ -95,6 +95,23 @@ impl Pattern {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// What the pattern looks an event up by, for the hub's routes.
+    pub(crate) fn key(&self) -> Key<'_> {
+        match self.kind {
+            Kind::All => Key::All,
+            Kind::Type => Key::Type(&self.text[..self.text.len() - 2]),
+            Kind::Topic => Key::Topic(&self.text),
+        }
+    }
+}
+
+/// A pattern as a key: every event, every event of a type, or one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key<'a> {
+    All,
+    Type(&'a str),
+    Topic(&'a str),
 }
 
 impl FromStr for Pattern {

@@ -117,8 +117,9 @@ pub(crate) struct SpokeShared {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) connected_at: SystemTime,
     pub(crate) direct: mpsc::Sender<Arc<Outgoing>>,
-    /// Events for this spoke alone that did not fit its queue (skip policy).
-    pub(crate) direct_missed: AtomicU64,
+    /// Events that did not fit one of this spoke's queues under the skip
+    /// policy, which its task tells it with the next `hub.lagged`.
+    pub(crate) missed: AtomicU64,
     pub(crate) close: watch::Sender<Option<CloseRequest>>,
     /// The patterns as the spoke sent them; `None` until its first `hub.subscribe`.
     pub(crate) patterns: Mutex<Option<Vec<String>>>,
@@ -183,12 +184,7 @@ impl Spoke {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed(event)),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                match self.shared.policy {
-                    SlowSpokePolicy::Skip => {
-                        self.shared.direct_missed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => self.request_close(DisconnectReason::TooSlow),
-                }
+                self.fell_behind(1);
                 Err(SendError::Full(event))
             }
         }
@@ -218,7 +214,8 @@ impl Spoke {
         self.request_close(DisconnectReason::ClosedByHub { code, reason: reason.into() });
     }
 
-    pub(crate) fn request_close(&self, why: DisconnectReason) {
+    /// Asks the spoke's task to close it; whether this was the first request.
+    pub(crate) fn request_close(&self, why: DisconnectReason) -> bool {
         self.shared.close.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(CloseRequest(why));
@@ -226,7 +223,21 @@ impl Spoke {
             } else {
                 false
             }
-        });
+        })
+    }
+
+    /// `missed` events did not fit one of the spoke's queues, and the
+    /// slow-spoke policy applies: under `Skip` its task tells it with
+    /// `hub.lagged`; under `Disconnect` it is closed with 1013. Returns
+    /// whether this call asked for that close.
+    pub(crate) fn fell_behind(&self, missed: u64) -> bool {
+        match self.shared.policy {
+            SlowSpokePolicy::Skip => {
+                self.shared.missed.fetch_add(missed, Ordering::Relaxed);
+                false
+            }
+            _ => self.request_close(DisconnectReason::TooSlow),
+        }
     }
 }
 

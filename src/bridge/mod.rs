@@ -460,7 +460,7 @@ impl Link {
         }
         if remote.relay {
             // Not counted as `dispatched`: that counts this hub's own.
-            let _ = hub.events.send(Arc::new(out));
+            let _ = hub.fan_out(out);
         }
         Received::Delivered
     }
