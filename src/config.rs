@@ -49,9 +49,11 @@ pub enum FrameKind {
 #[non_exhaustive]
 pub struct HubConfig {
     /// How many dispatched events the broadcast channel holds for the slowest
-    /// spoke. A spoke further behind than this has lagged, and
+    /// spoke, and the queue of a spoke that subscribed holds for it. A spoke
+    /// further behind than this has lagged, and
     /// [`slow_spoke_policy`](Self::slow_spoke_policy) applies. Memory: this
-    /// many shared encoded envelopes at most, whatever the number of spokes.
+    /// many shared encoded envelopes at most on the channel, whatever the
+    /// number of spokes, and as many references to them in each queue.
     /// Default: 1024.
     pub broadcast_capacity: usize,
     /// How many events sent to one spoke alone ([`Spoke::dispatch`](crate::Spoke::dispatch))

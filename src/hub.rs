@@ -33,9 +33,11 @@ type DisconnectionHook = Arc<dyn Fn(&Spoke, &DisconnectReason) + Send + Sync>;
 ///
 /// - [`dispatch`](Self::dispatch) fans an event out to every connected
 ///   spoke. The envelope is serialized **once**; one
-///   `tokio::sync::broadcast` channel carries the shared bytes and every
-///   connection's task subscribes to it, filtering by the spoke's own
-///   subscriptions (`hub.subscribe`).
+///   `tokio::sync::broadcast` channel carries the shared bytes to every
+///   connection's task. A spoke that sent `hub.subscribe` leaves that
+///   channel for a queue of its own, which the dispatch fills only with
+///   what its patterns match: an event that k of N subscribed spokes want
+///   wakes k tasks, not N.
 /// - [`subscribe`](Self::subscribe) merges what every spoke sends into a
 ///   [`Subscription`] stream filtered by topic pattern.
 /// - [`accept`](Self::accept) takes a connection whose HTTP upgrade is done;
@@ -61,7 +63,8 @@ type DisconnectionHook = Arc<dyn Fn(&Spoke, &DisconnectReason) + Send + Sync>;
 /// ## Backpressure
 /// The hub never waits for a spoke. A dispatched event is held (once, shared)
 /// until every spoke's task has written it or skipped past it; a spoke more
-/// than [`HubConfig::broadcast_capacity`] events behind has *lagged*, and
+/// than [`HubConfig::broadcast_capacity`] events behind (on the channel, or
+/// in its own queue once it subscribed) has *lagged*, and
 /// [`HubConfig::slow_spoke_policy`] applies: by default it is closed with
 /// 1013; under [`SlowSpokePolicy::Skip`](crate::SlowSpokePolicy::Skip) it
 /// skips ahead and receives `hub.lagged` with the number it missed. A spoke
@@ -242,9 +245,9 @@ impl Hub {
     /// (a spoke that never sent `hub.subscribe` receives everything).
     ///
     /// The envelope is encoded once here; the connection tasks share the
-    /// bytes. Returns the number of spokes the event was queued for (each then
-    /// filters by its subscriptions). It never waits: see
-    /// [Backpressure](Self#backpressure).
+    /// bytes. Returns the number of spokes the event was queued for: every
+    /// spoke that never subscribed, and each subscribed spoke one of whose
+    /// patterns matches. It never waits: see [Backpressure](Self#backpressure).
     ///
     /// # Errors
     /// Hands the event back in [`SendError::InvalidEvent`] for an empty type
