@@ -118,11 +118,14 @@ async fn a_message_over_the_maximum_size_closes_the_spoke_with_1009() {
 #[tokio::test]
 async fn a_fragmented_message_over_the_maximum_size_closes_with_1009() {
     let hub = TestHub::start(HubConfig::default().max_message_size(MAX)).await;
+    let mut bystander = hub.connect().await;
     let mut raw = RawSpoke::connect(&hub).await;
     let half = vec![b' '; MAX / 2 + 1];
     raw.write(&frame(0x1, &half, false, 0, true)).await;
     raw.write(&frame(0x0, &half, true, 0, true)).await;
     assert_eq!(raw.recv_close().await, 1009);
+    still_serves(&hub, &mut bystander).await;
+    assert_eq!(hub.hub.stats().closes.get(&1009), Some(&1));
 }
 
 #[tokio::test]
@@ -147,6 +150,7 @@ async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     raw.write(&frame(0x1, b"{\"type\":\"\xff\xfe\"}", true, 0, true)).await;
     assert_eq!(raw.recv_close().await, 1007);
     still_serves(&hub, &mut bystander).await;
+    assert_eq!(hub.hub.stats().closes.get(&1007), Some(&1));
 }
 
 #[tokio::test]
@@ -173,9 +177,12 @@ async fn frames_rfc_6455_forbids_close_with_1002() {
 #[tokio::test]
 async fn a_fragmented_control_frame_closes_with_1002() {
     let hub = TestHub::start(HubConfig::default()).await;
+    let mut bystander = hub.connect().await;
     let mut raw = RawSpoke::connect(&hub).await;
     raw.write(&frame(0x9, b"x", false, 0, true)).await;
     assert_eq!(raw.recv_close().await, 1002);
+    still_serves(&hub, &mut bystander).await;
+    assert_eq!(hub.hub.stats().closes.get(&1002), Some(&1));
 }
 
 #[tokio::test]
@@ -290,7 +297,7 @@ async fn control_frames_with_oversize_payloads_close_with_1002_or_1009_over_the_
         ("ping of 126 bytes", frame(0x9, &[7; 126], true, 0, true), 1002),
         ("pong of 4,000 bytes", frame(0xA, &[7; 4_000], true, 0, true), 1002),
         ("close of 200 bytes", frame(0x8, &[0x03, 0xe8].repeat(100), true, 0, true), 1002),
-        // The size is checked first, from the header alone: no 70,000 bytes are read.
+        // Over the maximum message size, the size rule is the one that answers.
         ("ping of 70,000 bytes, over the maximum", frame(0x9, &[7; 70_000], true, 0, true), 1009),
     ];
     for (what, bytes, code) in cases {

@@ -108,7 +108,8 @@ async fn after_a_connect_disconnect_storm_the_hub_is_back_to_its_baseline() {
 
 /// A TCP proxy that forwards until told to go silent, then stops reading and
 /// writing without closing either side: a half-open peer, as when a network
-/// drops the other end without a FIN or a reset.
+/// drops the other end without a FIN or a reset. It lets go of both sockets
+/// when the sender of `silent` is dropped.
 async fn blackholing_proxy(target: std::net::SocketAddr, silent: watch::Receiver<bool>) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -120,8 +121,8 @@ async fn blackholing_proxy(target: std::net::SocketAddr, silent: watch::Receiver
             _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
             _ = silent.wait_for(|s| *s) => {}
         }
-        // Hold both sockets open, answering nothing, until the test ends.
-        std::future::pending::<()>().await;
+        // Hold both sockets open, answering nothing, until the test lets go.
+        while silent.changed().await.is_ok() {}
         drop((client, upstream));
     });
     addr
@@ -133,14 +134,30 @@ async fn a_half_open_peer_that_stops_answering_pings_is_closed_within_the_heartb
     let hub = TestHub::start(HubConfig::default().heartbeat(interval, timeout)).await;
     let gone = count_disconnections(&hub.hub);
     let tasks = alive_tasks();
+    let rss = rss_kib();
+    let mut bystander = hub.connect().await;
     let (go_silent, silent) = watch::channel(false);
     let proxy = blackholing_proxy(hub.addr, silent).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/")).await.unwrap();
-    hub.wait_until(|h| h.spoke_count() == 1).await;
+    hub.wait_until(|h| h.spoke_count() == 2).await;
     // Alive: it answers pings through the proxy well past the timeout.
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    // The bystander answers pings too (tungstenite does, as it reads).
+    let ticks = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(Ok(message)) = bystander.next().await {
+            if message.is_text() {
+                seen += 1;
+                if seen == 2 {
+                    break;
+                }
+            }
+        }
+        bystander
+    });
+    hub.hub.dispatch(Event::new("tick", "1", ())).unwrap();
     tokio::time::sleep(timeout * 2).await;
-    assert_eq!(hub.hub.spoke_count(), 1, "a peer that answers pings stays");
+    assert_eq!(hub.hub.spoke_count(), 2, "a peer that answers pings stays");
 
     let silenced = Instant::now();
     go_silent.send_replace(true);
@@ -155,10 +172,20 @@ async fn a_half_open_peer_that_stops_answering_pings_is_closed_within_the_heartb
     assert!(detected <= timeout + interval * 2, "detected after {detected:?}");
     let close_timeout = hub.hub.config().close_timeout;
     assert!(removed <= timeout + interval * 2 + close_timeout, "removed after {removed:?}");
+    hub.wait_until(|h| h.spoke_count() == 1).await;
+    // The bystander, which answered its pings all along, is still served.
+    hub.hub.dispatch(Event::new("tick", "2", ())).unwrap();
+    let bystander = tokio::time::timeout(WAIT, ticks).await.expect("the bystander hears both ticks").unwrap();
+    drop(bystander);
     hub.wait_until(|h| h.spoke_count() == 0).await;
+    // Let the proxy go, and everything is back where it was.
+    drop(go_silent);
     reader.abort();
+    wait_for(|| alive_tasks() <= tasks).await;
+    let grown = rss_kib().saturating_sub(rss);
+    assert!(grown < 4 * 1024, "the process grew by {grown} KiB");
     println!(
-        "reliability: half-open peer (a proxy that stops forwarding, no FIN, no reset) | 1 peer, heartbeat {} ms / timeout {} ms | closed with 1008 after {} ms of silence, removed after {} ms (one close timeout later); tasks {} before, spoke count 0 after | 0",
+        "reliability: half-open peer (a proxy that stops forwarding, no FIN, no reset) | 1 peer beside 1 bystander, heartbeat {} ms / timeout {} ms | closed with 1008 after {} ms of silence, removed after {} ms (one close timeout later); bystander served after it; tasks back to {}, RSS {grown:+} KiB | 0 of 2 (the bystander's)",
         interval.as_millis(),
         timeout.as_millis(),
         detected.as_millis(),
@@ -216,4 +243,28 @@ async fn a_spoke_that_stops_reading_is_closed_and_everything_it_held_is_released
     println!(
         "reliability: a spoke that stops reading while events flow | {EVENTS} events of 4 KiB to 4 readers and 1 stalled spoke | stalled spoke closed with 1013, tasks back to {tasks}, RSS {grown:+} KiB | 0 of {received}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoke_whose_connection_is_reset_is_removed_as_lost_and_leaves_nothing_behind() {
+    let hub = TestHub::start(HubConfig::default()).await;
+    let gone = count_disconnections(&hub.hub);
+    let tasks = alive_tasks();
+    let mut bystander = hub.connect().await;
+    let ws = hub.connect().await;
+    hub.wait_until(|h| h.spoke_count() == 2).await;
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        // Closing with a zero linger sends a reset, not a FIN.
+        tcp.set_zero_linger().unwrap();
+    }
+    drop(ws);
+    wait_for(|| !gone.lock().unwrap().is_empty()).await;
+    assert_eq!(*gone.lock().unwrap(), [DisconnectReason::ConnectionLost]);
+    hub.wait_until(|h| h.spoke_count() == 1).await;
+    assert!(hub.hub.stats().closes.is_empty(), "no close frame for a connection already gone");
+    hub.hub.dispatch(Event::new("after", "", ())).unwrap();
+    assert_eq!(recv(&mut bystander).await["type"], "after");
+    drop(bystander);
+    hub.wait_until(|h| h.spoke_count() == 0).await;
+    wait_for(|| alive_tasks() <= tasks).await;
 }
