@@ -13,8 +13,11 @@
 //! is on); every hub sends a `clock` event every 5 seconds, which reaches
 //! every spoke on every hub exactly once; the `PUBLISH` above reaches them
 //! all. `chat.message:*` events from any hub's spokes are printed by every
-//! hub (cluster-wide subscriptions). Stop Redis and start it again: each hub
-//! keeps serving its own spokes, prints the outage, and rejoins by itself.
+//! hub (cluster-wide subscriptions). Each hub prints its bridge's counters
+//! every 5 seconds. Stop Redis and start it again: each hub keeps serving
+//! its own spokes, its counters show the outage (`state: Disconnected`,
+//! `outages`, `publish_dropped`), and it rejoins by itself (`Connected`,
+//! `reconnects`).
 //!
 //! The Redis URL comes from `WSHUB_REDIS_URL` (default `redis://127.0.0.1:6379/`).
 

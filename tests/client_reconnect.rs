@@ -93,6 +93,22 @@ async fn the_state_stream_shows_a_restart() {
 }
 
 #[tokio::test]
+async fn the_state_is_connecting_while_an_attempt_waits_for_the_hub() {
+    // A hub that takes the TCP connection but has not answered the upgrade yet.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Client::new(&format!("ws://{addr}/"), fast()).unwrap();
+    let (tcp, _) = tokio::time::timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let mut states = client.states();
+    assert_eq!(states.next().await, Some(ConnectionState::Connecting));
+
+    let hub = Hub::new(HubConfig::default());
+    hub.accept(tokio_tungstenite::accept_async(tcp).await.unwrap());
+    let next = tokio::time::timeout(WAIT, states.next()).await.unwrap();
+    assert_eq!(next, Some(ConnectionState::Connected));
+}
+
+#[tokio::test]
 async fn dispatches_while_disconnected_are_queued_up_to_the_bound_then_handed_back() {
     let addr = free_addr().await;
     let client = Client::new(&format!("ws://{addr}/"), fast().queue_capacity(3)).unwrap();

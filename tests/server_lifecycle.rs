@@ -144,13 +144,23 @@ async fn sigterm_flushes_and_closes_every_spoke_with_1001_then_exits_zero() {
     let mut a = server.connect().await;
     let mut b = server.connect().await;
     let mut node = NodeSpoke::connect(&server.ws_url()).await;
-    send(&mut a, envelope("last", "words", json!(1))).await;
-    assert_eq!(recv(&mut b).await["type"], "last");
+    // b and the Node spoke read nothing until the signal: what the server
+    // took from a is queued for them when it comes.
+    const EVENTS: usize = 200;
+    for i in 0..EVENTS {
+        send(&mut a, envelope("last", &i.to_string(), json!(i))).await;
+    }
+    until(|| async { server.metric("wshub_events_in_total").await == EVENTS as f64 }).await;
     server.signal("TERM");
-    assert_eq!(node.recv().await["type"], "last");
+    for i in 0..EVENTS {
+        assert_eq!(recv(&mut b).await["id"], i.to_string(), "queued before the signal, flushed after it");
+    }
+    assert_eq!(recv_close(&mut b).await.0, 1001);
+    for i in 0..EVENTS {
+        assert_eq!(node.recv().await["id"], i.to_string());
+    }
     assert_eq!(node.recv_close().await, 1001);
     assert_eq!(recv_close(&mut a).await.0, 1001);
-    assert_eq!(recv_close(&mut b).await.0, 1001);
     drop((a, b, node));
     let status = server.wait().await;
     assert_eq!(status.code(), Some(0));

@@ -14,19 +14,24 @@ async fn shutdown_delivers_what_was_queued_then_closes_with_1001() {
     let hub = TestHub::start(HubConfig::default()).await;
     let mut a = hub.connect().await;
     let mut b = hub.connect().await;
+    // One on the broadcast channel, one on a queue of its own (`hub.subscribe`).
+    let mut c = hub.connect().await;
+    hub_subscribe(&mut c, "queued:*").await;
     for i in 0..1000 {
         hub.hub.dispatch(Event::new("queued", i.to_string(), i)).unwrap();
     }
     hub.hub.spokes()[0].dispatch(Event::new("direct", "", ())).unwrap();
 
     let (_, ()) = tokio::join!(hub.hub.shutdown(), async {
-        for ws in [&mut a, &mut b] {
-            let mut seen = 0;
+        for (n, ws) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
+            let (mut seen, mut direct) = (0, 0);
             loop {
                 let message = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
                 match message {
                     Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
-                        if t.contains("queued") {
+                        if t.contains(r#""type":"direct""#) {
+                            direct += 1;
+                        } else if t.contains("queued") {
                             seen += 1;
                         }
                     }
@@ -37,11 +42,12 @@ async fn shutdown_delivers_what_was_queued_then_closes_with_1001() {
                     other => panic!("{other:?}"),
                 }
             }
-            assert_eq!(seen, 1000, "every queued event came before the close");
+            assert_eq!(seen, 1000, "spoke {n}: every queued event came before the close");
+            assert_eq!(direct, usize::from(n == 0), "spoke {n}: the answer to the first spoke alone, before the close");
         }
     });
     assert_eq!(hub.hub.spoke_count(), 0);
-    assert_eq!(hub.hub.stats().closes.get(&1001), Some(&2));
+    assert_eq!(hub.hub.stats().closes.get(&1001), Some(&3));
 }
 
 #[tokio::test]
@@ -94,13 +100,16 @@ async fn serve_with_graceful_shutdown_shuts_the_hub_down_when_the_signal_fires()
             .into_future(),
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.unwrap();
-    hub.dispatch(Event::new("before", "", ())).unwrap_or_default();
+    wait_for(|| hub.spoke_count() == 1).await;
+    assert_eq!(hub.dispatch(Event::new("before", "", ())).unwrap(), 1);
 
     fire.send(()).unwrap();
     tokio::time::timeout(WAIT, serving).await.unwrap().unwrap().unwrap();
     assert!(hub.is_shutting_down());
+    let mut before = false;
     loop {
-        match ws.next().await {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => before |= t.contains("before"),
             Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
                 assert_eq!(u16::from(f.code), 1001);
                 break;
@@ -109,5 +118,6 @@ async fn serve_with_graceful_shutdown_shuts_the_hub_down_when_the_signal_fires()
             other => panic!("{other:?}"),
         }
     }
+    assert!(before, "what was dispatched before the signal arrived before the close");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }

@@ -29,7 +29,9 @@ pub struct ClientConfig {
     /// How many dispatched events may wait to be written: while the client
     /// is disconnected, and while the socket is slower than the dispatcher.
     /// One more is refused with [`DispatchError::Full`](super::DispatchError::Full),
-    /// which hands it back. Default: 1024.
+    /// which hands it back. Besides these, the batch being written when a
+    /// connection broke (at most 256 events) is kept to be written again
+    /// after the reconnection. Default: 1024.
     pub queue_capacity: usize,
     /// How many events a [`ClientSubscription`](super::ClientSubscription)
     /// holds before it lags. Default: 1024.

@@ -14,7 +14,8 @@ use std::fmt;
 pub enum ConnectionState {
     /// An attempt to connect is under way.
     Connecting,
-    /// Connected: events flow both ways, subscriptions have been sent.
+    /// Connected: the upgrade is done. The client writes its subscriptions
+    /// first, then what was queued, then events flow both ways.
     Connected,
     /// Not connected; the client waits out its backoff and tries again.
     Disconnected {

@@ -31,6 +31,7 @@ pub async fn wait_bridge(hub: &TestHub, state: BridgeState) {
 /// goes no further for a moment.
 pub async fn wait_count(hub: &TestHub, count: impl Fn(&BridgeStats) -> u64, n: u64) {
     wait_for(|| count(&bridge_stats(hub)) >= n).await;
+    tokio::time::sleep(QUIET).await;
     assert_eq!(count(&bridge_stats(hub)), n, "{:?}", bridge_stats(hub));
 }
 

@@ -128,7 +128,7 @@ impl Collector for HubCollector {
                 "Frames written to spokes, one per event per spoke, control envelopes included",
                 stats.events_out,
             ),
-            ("bytes_out", "Bytes of frames written to spokes", stats.bytes_out),
+            ("bytes_out", "Bytes of the envelopes written to spokes (frame payloads)", stats.bytes_out),
             ("lagged", "Times a spoke fell behind its bounds", stats.lagged),
             ("dropped", "Events a lagging spoke did not receive", stats.dropped),
             (
