@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use futures::StreamExt;
 use serde_json::json;
-use support::{WAIT, envelope, recv, send, wait_for};
+use support::{WAIT, envelope, recv, send, upgrade_offering_compression, wait_for};
 use tokio::net::TcpListener;
 use wshub::axum::{Endpoint, UpgradeFailure};
 use wshub::{Event, Hub, HubConfig};
@@ -93,4 +93,13 @@ async fn a_request_that_is_not_an_upgrade_is_counted_as_a_failed_upgrade() {
     tcp.read_to_string(&mut response).await.expect("read");
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
     assert_eq!(hub.stats().upgrade_failures, 1);
+}
+
+#[tokio::test]
+async fn the_endpoint_does_not_negotiate_compression() {
+    let hub = Hub::new(HubConfig::default());
+    let addr = serve(Router::new().nest("/ws", wshub::axum::router(hub.clone()))).await;
+    let response = upgrade_offering_compression(&format!("ws://{addr}/ws")).await;
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.headers().get("sec-websocket-extensions"), None);
 }

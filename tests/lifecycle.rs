@@ -222,3 +222,11 @@ async fn the_hub_answers_a_spokes_ping() {
     .unwrap();
     assert_eq!(&pong[..], b"are you there");
 }
+
+#[tokio::test]
+async fn the_hub_does_not_negotiate_compression() {
+    let hub = TestHub::start(HubConfig::default()).await;
+    let response = upgrade_offering_compression(&hub.url()).await;
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.headers().get("sec-websocket-extensions"), None);
+}

@@ -121,6 +121,18 @@ pub async fn recv_close(ws: &mut Ws) -> (u16, String) {
     }
 }
 
+/// Upgrades at `url` offering permessage-deflate, as browsers do; returns
+/// the hub's answer to the upgrade.
+pub async fn upgrade_offering_compression(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Response {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("a request");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits".parse().unwrap());
+    let (_ws, response) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    response
+}
+
 /// Subscribes a spoke on the hub side and waits for the acknowledgement.
 pub async fn hub_subscribe(ws: &mut Ws, pattern: &str) {
     send(ws, serde_json::json!({ "type": "hub.subscribe", "id": pattern }).to_string()).await;
