@@ -52,10 +52,10 @@ PY
 rm -f "$out.tests"
 
 if [ "$FUZZ_SECONDS" != 0 ]; then
-  bash scripts/fuzz.sh "$FUZZ_SECONDS" | tee /dev/stderr | grep '^reliability:' >>"$out"
+  bash scripts/fuzz.sh "$FUZZ_SECONDS" | tee -a /dev/stderr | grep '^reliability:' >>"$out"
 fi
 if [ "$SOAK_MINUTES" != 0 ]; then
-  bash scripts/soak.sh "$SOAK_MINUTES" | tee /dev/stderr | grep '^reliability:' >>"$out"
+  bash scripts/soak.sh "$SOAK_MINUTES" | tee -a /dev/stderr | grep '^reliability:' >>"$out"
 fi
 
 python3 - "$out" "$FUZZ_SECONDS" "$SOAK_MINUTES" <<'PY'

@@ -325,6 +325,7 @@ impl Hub {
                 remote_addr,
                 connected_at: SystemTime::now(),
                 direct: direct_tx,
+                routed: std::sync::OnceLock::new(),
                 missed: AtomicU64::new(0),
                 close: close_tx,
                 patterns: Mutex::new(None),

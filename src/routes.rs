@@ -101,6 +101,7 @@ impl Routes {
         stats: &Stats,
     ) -> Queue {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let _ = spoke.shared.routed.set(queue.clone());
         let route = Route { spoke: spoke.clone(), queue };
         let mut table = write(&self.table);
         // No dispatch runs while the write lock is held: the channel holds

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, watch};
@@ -117,6 +117,9 @@ pub(crate) struct SpokeShared {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) connected_at: SystemTime,
     pub(crate) direct: mpsc::Sender<Arc<Outgoing>>,
+    /// The spoke's own queue of dispatched events, once it subscribed
+    /// (`crate::routes`), to tell how full it is.
+    pub(crate) routed: OnceLock<mpsc::Sender<Arc<Outgoing>>>,
     /// Events that did not fit one of this spoke's queues under the skip
     /// policy, which its task tells it with the next `hub.lagged`.
     pub(crate) missed: AtomicU64,
@@ -158,9 +161,13 @@ impl Spoke {
         self.shared.patterns.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// How many events sent to this spoke alone are waiting to be written.
+    /// How many events are waiting to be written to this spoke: those sent
+    /// to it alone and, once it has subscribed, the dispatched events in its
+    /// own queue. (What the broadcast channel holds for a spoke that never
+    /// subscribed is shared by all of them and not counted here.)
     pub fn queued(&self) -> usize {
-        self.shared.direct.max_capacity() - self.shared.direct.capacity()
+        let depth = |queue: &mpsc::Sender<Arc<Outgoing>>| queue.max_capacity() - queue.capacity();
+        depth(&self.shared.direct) + self.shared.routed.get().map_or(0, depth)
     }
 
     /// Sends `event` to this spoke alone (to answer one request), whatever

@@ -171,3 +171,27 @@ async fn a_subscribed_spoke_whose_queue_overflows_is_closed_with_1013_by_default
     hub.hub.dispatch(Event::new("other", "1", json!(null))).unwrap();
     assert_eq!(recv(&mut reader).await["type"], "other");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribed_spoke_that_stops_reading_shows_its_queue_filling_up_to_its_bound() {
+    let config = HubConfig::default()
+        .broadcast_capacity(64)
+        .slow_spoke_policy(SlowSpokePolicy::Skip)
+        .write_timeout(Duration::from_secs(30));
+    let hub = TestHub::start(config).await;
+    let mut slow = hub.connect().await;
+    hub_subscribe(&mut slow, "big:*").await;
+    let spoke = hub.hub.spokes()[0].clone();
+    assert_eq!(spoke.queued(), 0);
+
+    flood(&hub, 2_000).await;
+    wait_for(|| spoke.queued() == 64).await;
+    // Reading lets the task take its queue again.
+    for _ in 0..2_000 {
+        if spoke.queued() == 0 {
+            return;
+        }
+        recv(&mut slow).await;
+    }
+    panic!("the queue did not empty while the spoke read");
+}
