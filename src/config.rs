@@ -106,8 +106,11 @@ pub struct HubConfig {
     /// The size of each connection's read buffer, in bytes. Default: 2 KiB
     /// (tungstenite's own default, 128 KiB, is costly for many spokes).
     pub read_buffer_size: usize,
-    /// How many bytes of frames a connection gathers before it writes them to
-    /// the socket, within one batch. Default: 16 KiB.
+    /// How many bytes of frames a connection copies into its batch before it
+    /// writes the batch to the socket. Frames of 1 KiB and more are not
+    /// copied where the socket takes vectored writes (TCP does): the batch
+    /// refers to the frame every spoke shares, and one write takes up to 64
+    /// frames or 256 KiB. Default: 16 KiB.
     pub write_buffer_size: usize,
     /// With a [bridge](crate::bridge), whether [`Hub::subscribe`](crate::Hub::subscribe)
     /// streams also see what spokes send to the other hubs. Default:

@@ -1,6 +1,8 @@
 //! One spoke's task: reads what it sends, writes what it is due, in batches.
 
 use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -16,6 +18,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
+use crate::batch::{self, Batch};
 use crate::config::SlowSpokePolicy;
 use crate::event::{DecodeError, Event, decode};
 use crate::hub::{Frame, HubInner, Outgoing};
@@ -80,8 +83,11 @@ pub(crate) struct Connection<S> {
     last_seen: Instant,
     /// The spoke's rate limit, where the hub sets one.
     meter: Option<Meter>,
-    /// The frames of the batch being written, copied as they are.
-    batch: Vec<u8>,
+    /// The frames gathered for the next write.
+    batch: Batch,
+    /// Whether the socket takes vectored writes: then large frames are
+    /// written from the shared frame, not copied ([`Batch`]).
+    vectored: bool,
     /// Whether tungstenite may hold bytes of its own to write (a pong).
     ws_dirty: bool,
     /// Frames and bytes written since the last flush, added to the hub's
@@ -103,6 +109,7 @@ where
         close: watch::Receiver<Option<CloseRequest>>,
     ) -> Self {
         let shutdown = hub.shutdown.subscribe();
+        let vectored = ws.get_ref().is_write_vectored();
         Self {
             meter: hub.config.rate_limit.map(Meter::new),
             hub,
@@ -114,7 +121,8 @@ where
             shutdown,
             patterns: None,
             last_seen: Instant::now(),
-            batch: Vec::new(),
+            batch: Batch::default(),
+            vectored,
             ws_dirty: false,
             frames_out: 0,
             bytes_out: 0,
@@ -348,7 +356,7 @@ where
     async fn reply(&mut self, text: String) -> Step {
         let frame = Outgoing::control(&text, self.hub.config.frame_kind);
         Box::pin(self.timed_write(async |c: &mut Self| {
-            c.feed(&frame).await?;
+            c.feed_control(&frame).await?;
             c.flush().await
         }))
         .await
@@ -374,7 +382,7 @@ where
                 First::Dispatched(Ok(out)) => c.write_event(&out).await?,
                 First::Dispatched(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
                 First::Dispatched(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
-                First::Direct(out) => c.feed(&out.frame).await?,
+                First::Direct(out) => c.feed(&out).await?,
             }
             c.drain().await?;
             c.flush().await
@@ -393,20 +401,20 @@ where
         }
         for _ in 0..MAX_BATCH {
             match self.direct.try_recv() {
-                Ok(out) => self.feed(&out.frame).await?,
+                Ok(out) => self.feed(&out).await?,
                 Err(_) => break,
             }
         }
         let missed = self.spoke.shared.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
             self.count_lag(missed);
-            self.feed(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await?;
+            self.feed_control(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await?;
         }
         Ok(())
     }
 
-    async fn write_event(&mut self, out: &Outgoing) -> Step {
-        if self.wants(out) { self.feed(&out.frame).await } else { Ok(()) }
+    async fn write_event(&mut self, out: &Arc<Outgoing>) -> Step {
+        if self.wants(out) { self.feed(out).await } else { Ok(()) }
     }
 
     async fn on_lag(&mut self, missed: u64) -> Step {
@@ -414,7 +422,7 @@ where
         tracing::warn!(spoke = %self.spoke.id(), missed, policy = ?self.spoke.shared.policy, "spoke lagged");
         match self.hub.config.slow_spoke_policy {
             SlowSpokePolicy::Skip => {
-                self.feed(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await
+                self.feed_control(&Outgoing::control(&protocol::lagged(missed), self.hub.config.frame_kind)).await
             }
             _ => Err(DisconnectReason::TooSlow),
         }
@@ -425,25 +433,56 @@ where
         Stats::add(&self.hub.stats.dropped, missed);
     }
 
-    /// Adds a frame to the batch; writes the batch first if the frame would
-    /// take it past the write buffer size.
-    async fn feed(&mut self, frame: &Frame) -> Step {
-        self.frames_out += 1;
-        self.bytes_out += frame.payload_len() as u64;
-        let bytes = frame.as_bytes();
-        if !self.batch.is_empty() && self.batch.len() + bytes.len() > self.hub.config.write_buffer_size {
+    /// Adds an event's frame to the batch: shared as it is where it is
+    /// large and the socket takes vectored writes, copied otherwise.
+    async fn feed(&mut self, out: &Arc<Outgoing>) -> Step {
+        let share = self.vectored && out.frame.as_bytes().len() >= batch::SHARED_FRAME_MIN;
+        self.count_out(&out.frame);
+        if self.must_write_before(&out.frame, share) {
             self.write_batch_out().await?;
         }
-        self.batch.extend_from_slice(bytes);
+        if share {
+            self.batch.share(out.clone());
+        } else {
+            self.batch.copy(out.frame.as_bytes());
+        }
         Ok(())
     }
 
-    /// Writes the frames gathered so far to the socket, in one write where
-    /// the socket takes them.
+    /// Adds a copy of a frame from the hub (an acknowledgement, an error,
+    /// `hub.lagged`) to the batch.
+    async fn feed_control(&mut self, frame: &Frame) -> Step {
+        self.count_out(frame);
+        if self.must_write_before(frame, false) {
+            self.write_batch_out().await?;
+        }
+        self.batch.copy(frame.as_bytes());
+        Ok(())
+    }
+
+    /// Whether the batch must be written before `frame` joins it: it would
+    /// take the copies past the write buffer size, or the batch past its
+    /// bounds.
+    fn must_write_before(&self, frame: &Frame, shared: bool) -> bool {
+        let len = frame.as_bytes().len();
+        let copies_full = !shared && self.batch.copied_len() + len > self.hub.config.write_buffer_size;
+        !self.batch.is_empty()
+            && (copies_full || self.batch.len() + len > batch::MAX_BYTES || self.batch.pieces() >= batch::MAX_SLICES)
+    }
+
+    fn count_out(&mut self, frame: &Frame) {
+        self.frames_out += 1;
+        self.bytes_out += frame.payload_len() as u64;
+    }
+
+    /// Writes the frames gathered so far to the socket, in one (vectored)
+    /// write where the socket takes them.
     ///
     /// Events bypass tungstenite's `Sink`: their frames were built once at
-    /// dispatch ([`Frame`]) and are copied here as they are, with no
-    /// per-spoke framing, `Message` or reference count. tungstenite still
+    /// dispatch ([`Frame`]) and go out as they are, with no per-spoke
+    /// framing or `Message`: copied into the batch, or for large ones on a
+    /// socket that takes vectored writes, written from the shared frame
+    /// itself ([`Batch`]). tungstenite still
     /// writes pings, pongs and the close frame; what it may hold (a pong it
     /// owes) is flushed first, and every write completes before the task
     /// reads again, so the two never interleave.
@@ -457,8 +496,19 @@ where
             self.ws_dirty = false;
         }
         while !self.batch.is_empty() {
-            match self.ws.get_mut().write(&self.batch).await {
-                Ok(n) if n > 0 => drop(self.batch.drain(..n)),
+            let (batch, io) = (&self.batch, self.ws.get_mut());
+            // The slices live in one poll, not in the task's future.
+            let written = std::future::poll_fn(|cx| {
+                let mut slices = [IoSlice::new(&[]); batch::MAX_SLICES];
+                match batch.slices(&mut slices) {
+                    // One slice: a plain write, which costs the kernel less.
+                    1 => Pin::new(&mut *io).poll_write(cx, &slices[0]),
+                    n => Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]),
+                }
+            })
+            .await;
+            match written {
+                Ok(n) if n > 0 => self.batch.advance(n),
                 _ => {
                     self.batch.clear();
                     return Err(DisconnectReason::ConnectionLost);
@@ -612,7 +662,9 @@ mod tests {
     use super::*;
 
     /// Every idle spoke keeps its task's future: cold paths are boxed so
-    /// that it stays small.
+    /// that it stays small. The budget is 2 KiB plus the 64 bytes of the
+    /// write batch's bookkeeping (`crate::batch`), which vectored writes
+    /// of large frames need.
     #[tokio::test]
     async fn the_connection_task_stays_small() {
         let hub = crate::Hub::new(Default::default());
@@ -623,6 +675,6 @@ mod tests {
         let (_close, close) = watch::channel(None);
         let connection = Connection::new(inner.clone(), spoke, ws, inner.events.subscribe(), direct, close);
         let size = std::mem::size_of_val(&connection.run());
-        assert!(size <= 2048, "the connection task's future is {size} bytes");
+        assert!(size <= 2112, "the connection task's future is {size} bytes");
     }
 }

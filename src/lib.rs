@@ -62,6 +62,7 @@ mod macros;
 pub mod axum;
 #[cfg(any(feature = "client", feature = "redis"))]
 mod backoff;
+mod batch;
 pub mod bridge;
 #[cfg(feature = "client")]
 pub mod client;

@@ -77,3 +77,25 @@ async fn a_spoke_connected_after_a_dispatch_does_not_receive_it() {
     hub.hub.dispatch(Event::new("new", "", ())).unwrap();
     assert_eq!(recv(&mut ws).await["type"], "new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_small_and_large_arrive_whole_and_in_order() {
+    // Small frames are copied into each spoke's batch, large ones written
+    // from the frame every spoke shares: mixed, they must still arrive as
+    // they were dispatched.
+    let hub = TestHub::start(HubConfig::default().broadcast_capacity(4096)).await;
+    let mut spokes = vec![hub.connect().await, hub.connect().await];
+    let sizes = [10usize, 1_000, 1_024, 5_000, 70_000, 3];
+    const EVENTS: usize = 600;
+    for i in 0..EVENTS {
+        let text = "s".repeat(sizes[i % sizes.len()]);
+        assert_eq!(hub.hub.dispatch(Event::new("sized", i.to_string(), json!(text))).unwrap(), 2);
+    }
+    for ws in &mut spokes {
+        for i in 0..EVENTS {
+            let v = recv(ws).await;
+            assert_eq!(v["id"], i.to_string(), "in order");
+            assert_eq!(v["payload"].as_str().unwrap().len(), sizes[i % sizes.len()], "whole");
+        }
+    }
+}
