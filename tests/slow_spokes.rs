@@ -72,42 +72,31 @@ async fn a_spoke_that_stops_reading_does_not_slow_or_starve_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_skip_policy_a_lagging_spoke_is_told_how_many_events_it_missed() {
-    let config = HubConfig::default()
-        .broadcast_capacity(16)
-        .slow_spoke_policy(SlowSpokePolicy::Skip)
-        .write_timeout(Duration::from_secs(30));
-    let hub = TestHub::start(config).await;
-    let mut slow = hub.connect().await;
+    // On the broadcast channel (a spoke that never subscribed), and on the
+    // queue of its own that a subscribed spoke reads (`hub.subscribe`).
+    for pattern in [None, Some("big:*")] {
+        let config = HubConfig::default()
+            .broadcast_capacity(16)
+            .slow_spoke_policy(SlowSpokePolicy::Skip)
+            .write_timeout(Duration::from_secs(30));
+        let hub = TestHub::start(config).await;
+        let mut slow = hub.connect().await;
+        if let Some(pattern) = pattern {
+            hub_subscribe(&mut slow, pattern).await;
+        }
 
-    // Enough to fill the kernel's socket buffers, so that the spoke's task
-    // blocks and the channel runs past it.
-    let total = 4_000;
-    let payload = json!("y".repeat(16 * 1024));
-    for i in 0..total {
-        hub.hub.dispatch(Event::new("big", i.to_string(), payload.clone())).unwrap();
-        if i % 16 == 0 {
-            tokio::task::yield_now().await;
-        }
+        // Enough to fill the kernel's socket buffers, so that the spoke's task
+        // blocks and the channel or queue runs past it.
+        let total = 4_000;
+        flood(&hub, total).await;
+        // Now read everything (the spoke's task, blocked on a full socket, finds
+        // out it lagged once it can write again): events plus the `hub.lagged` counts add up to all.
+        let (received, missed) = read_with_lags(&mut slow, total).await;
+        assert!(missed > 0, "{pattern:?}: the 16 places overflowed");
+        assert_eq!(received + missed, total, "{pattern:?}");
+        assert_eq!(hub.hub.stats().dropped, missed, "{pattern:?}");
+        assert_eq!(hub.hub.spoke_count(), 1, "{pattern:?}: the lagging spoke is not disconnected under Skip");
     }
-    // Now read everything (the spoke's task, blocked on a full socket, finds
-    // out it lagged once it can write again): events plus the `hub.lagged` counts add up to all.
-    let (mut received, mut missed, mut last) = (0u64, 0u64, -1i64);
-    while received + missed < total {
-        let v = recv(&mut slow).await;
-        if v["type"] == "hub.lagged" {
-            assert_eq!(v["id"], "");
-            missed += v["payload"]["missed"].as_u64().unwrap();
-        } else {
-            let i: i64 = v["id"].as_str().unwrap().parse().unwrap();
-            assert!(i > last, "events stay in order");
-            last = i;
-            received += 1;
-        }
-    }
-    assert!(missed > 0);
-    assert_eq!(received + missed, total);
-    assert_eq!(hub.hub.stats().dropped, missed);
-    assert_eq!(hub.hub.spoke_count(), 1, "the lagging spoke is not disconnected under Skip");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,6 +121,37 @@ pub async fn recv_close(ws: &mut Ws) -> (u16, String) {
     }
 }
 
+/// Dispatches `total` events of 16 KiB as fast as the hub takes them, enough
+/// to fill a spoke's socket buffers when it does not read meanwhile.
+pub async fn flood(hub: &TestHub, total: u64) {
+    let payload = serde_json::json!("y".repeat(16 * 1024));
+    for i in 0..total {
+        hub.hub.dispatch(wshub::Event::new("big", i.to_string(), payload.clone())).unwrap();
+        if i % 16 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Reads until the events received and the `hub.lagged` counts add up to
+/// `total`, checking the events stay in order; returns (received, missed).
+pub async fn read_with_lags(ws: &mut Ws, total: u64) -> (u64, u64) {
+    let (mut received, mut missed, mut last) = (0u64, 0u64, -1i64);
+    while received + missed < total {
+        let v = recv(ws).await;
+        if v["type"] == "hub.lagged" {
+            assert_eq!(v["id"], "");
+            missed += v["payload"]["missed"].as_u64().unwrap();
+        } else {
+            let i: i64 = v["id"].as_str().unwrap().parse().unwrap();
+            assert!(i > last, "events stay in order");
+            last = i;
+            received += 1;
+        }
+    }
+    (received, missed)
+}
+
 /// Upgrades at `url` offering permessage-deflate, as browsers do; returns
 /// the hub's answer to the upgrade.
 pub async fn upgrade_offering_compression(url: &str) -> tokio_tungstenite::tungstenite::handshake::client::Response {
