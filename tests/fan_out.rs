@@ -2,11 +2,20 @@
 
 mod support;
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
 use futures::StreamExt;
 use serde_json::json;
 use support::*;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use wshub::{Event, FrameKind, HubConfig, SendError};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use wshub::{Event, FrameKind, Hub, HubConfig, SendError};
 
 #[tokio::test]
 async fn dispatch_reaches_every_connected_spoke() {
@@ -98,4 +107,55 @@ async fn events_small_and_large_arrive_whole_and_in_order() {
             assert_eq!(v["payload"].as_str().unwrap().len(), sizes[i % sizes.len()], "whole");
         }
     }
+}
+
+/// The hub's side of an in-memory connection, counting the write calls
+/// the hub makes on it.
+struct CountingWrites {
+    inner: DuplexStream,
+    writes: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for CountingWrites {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountingWrites {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn the_events_waiting_for_a_spoke_go_out_in_one_write() {
+    let hub = Hub::new(HubConfig::default());
+    let (near, far) = tokio::io::duplex(256 * 1024);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let near = CountingWrites { inner: near, writes: writes.clone() };
+    hub.accept(WebSocketStream::from_raw_socket(near, Role::Server, Some(hub.config().websocket_config())).await);
+    let mut spoke = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
+
+    // On this one-thread runtime the spoke's task runs only once the test
+    // waits: by then all 100 events are waiting for it.
+    for i in 0..100 {
+        hub.dispatch(Event::new("batched", i.to_string(), json!(i))).unwrap();
+    }
+    for i in 0..100 {
+        match tokio::time::timeout(WAIT, spoke.next()).await.unwrap() {
+            Some(Ok(Message::Text(text))) => assert!(text.contains(&format!(r#""id":"{i}""#)), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(writes.load(Ordering::Relaxed), 1, "100 events of 60 bytes, one write");
 }
