@@ -4,10 +4,11 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
+use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -90,6 +91,9 @@ pub(crate) struct Connection<S> {
     vectored: bool,
     /// Whether tungstenite may hold bytes of its own to write (a pong).
     ws_dirty: bool,
+    /// Tells whether the read side has anything new since it was last
+    /// found pending ([`ReadWake`]).
+    read_wake: Arc<ReadWake>,
     /// Frames and bytes written since the last flush, added to the hub's
     /// counters once per batch.
     frames_out: u64,
@@ -124,6 +128,7 @@ where
             batch: Batch::default(),
             vectored,
             ws_dirty: false,
+            read_wake: Arc::new(ReadWake { woken: AtomicBool::new(true), task: AtomicWaker::new() }),
             frames_out: 0,
             bytes_out: 0,
         }
@@ -164,7 +169,7 @@ where
                         None => Ok(()),
                     }
                 }
-                message = self.ws.next() => self.on_message(message).await,
+                message = read_when_woken(&mut self.ws, &self.read_wake) => self.on_message(message).await,
                 first = self.inbox.recv() => self.write_batch(First::Dispatched(first)).await,
                 Some(first) = self.direct.recv() => self.write_batch(First::Direct(first)).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
@@ -610,6 +615,46 @@ where
             }
         })
         .await;
+    }
+}
+
+/// The next message, like `ws.next()`; but the socket is read only when its
+/// waker fired since it was last found pending, so that a wake to write (one
+/// per event, for most spokes) does not poll the read side too. Cancel safe,
+/// as `ws.next()` is.
+async fn read_when_woken<S>(ws: &mut WebSocketStream<S>, wake: &Arc<ReadWake>) -> Option<Result<Message, WsError>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    std::future::poll_fn(|cx| {
+        wake.task.register(cx.waker());
+        // Cleared before the poll: a wake during it is not lost.
+        if !wake.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = waker_ref(wake);
+        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
+        if polled.is_ready() {
+            // tungstenite may hold more frames read already: no wake would
+            // come for them.
+            wake.woken.store(true, Ordering::Release);
+        }
+        polled
+    })
+    .await
+}
+
+/// The waker the read side of a connection is polled with: it marks the
+/// read side as having something new, then wakes the connection's task.
+struct ReadWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl ArcWake for ReadWake {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.task.wake();
     }
 }
 

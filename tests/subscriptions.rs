@@ -143,3 +143,20 @@ async fn events_from_spokes_keep_their_payload_exactly() {
         r#"{"type":"t","id":"x","payload":{"z":12345678901234567890123,"a":1.5e+400,"s":"é\u0000"}}"#
     );
 }
+
+#[tokio::test]
+async fn messages_that_arrive_together_are_all_read() {
+    // 100 envelopes in one TCP write: the socket wakes the hub once, and
+    // tungstenite holds what it read beyond the first message.
+    let hub = TestHub::start(HubConfig::default()).await;
+    let mut sub = hub.hub.subscribe("together:*").unwrap();
+    let mut raw = RawSpoke::connect(&hub).await;
+    let frames: Vec<u8> = (0..100)
+        .flat_map(|i| frame(0x1, envelope("together", &i.to_string(), json!(i)).as_bytes(), true, 0, true))
+        .collect();
+    raw.write(&frames).await;
+    for i in 0..100 {
+        let event = tokio::time::timeout(WAIT, sub.next()).await.expect("in time").unwrap().unwrap();
+        assert_eq!(event.id(), i.to_string());
+    }
+}
