@@ -130,3 +130,25 @@ async fn a_shut_down_hub_closes_its_bridge_and_receives_nothing_more() {
     wait_count(&other, |s| s.own_skipped, 1).await;
     assert_eq!(bridge_stats(&hub).received, 0);
 }
+
+#[tokio::test]
+async fn a_dispatch_from_another_hub_reaches_the_subscribed_spokes_it_matches_and_no_others() {
+    let first = MemoryBridge::new(64);
+    let peer = first.peer();
+    let here = start_bridged(HubConfig::default(), first).await;
+    let there = start_bridged(HubConfig::default(), peer).await;
+    // On the other hub: one spoke on the broadcast channel, two routed by
+    // their patterns.
+    let mut everything = there.connect().await;
+    let mut news = there.connect().await;
+    hub_subscribe(&mut news, "news:*").await;
+    let mut sport = there.connect().await;
+    hub_subscribe(&mut sport, "sport:*").await;
+
+    here.hub.dispatch(Event::new("news", "1", json!("from the other hub"))).unwrap();
+
+    for ws in [&mut everything, &mut news] {
+        assert_eq!(recv(ws).await["payload"], "from the other hub");
+    }
+    expect_silence(&mut sport, QUIET).await;
+}
