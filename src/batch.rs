@@ -51,7 +51,8 @@ impl Batch {
         self.len
     }
 
-    /// Bytes copied into the batch and not yet written.
+    /// Bytes copied into the batch since it was last empty, written or not:
+    /// what the copies cost in memory.
     pub(crate) fn copied_len(&self) -> usize {
         self.copied.len()
     }
