@@ -24,7 +24,7 @@ async fn assert_rejected(input: tokio_tungstenite::tungstenite::Message, code: &
 
     // The connection stays open and works.
     send(&mut ws, envelope("ok", "", json!(1))).await;
-    let event = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    let event = next_item(&mut sub).await.unwrap();
     assert_eq!(event.event_type(), "ok", "the rejected message was not delivered");
     hub.hub.dispatch(Event::new("still", "here", ())).unwrap();
     assert_eq!(recv(&mut bystander).await["type"], "still");
@@ -81,7 +81,7 @@ async fn a_binary_frame_of_utf8_json_is_an_event_like_text() {
     futures::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::binary(envelope("bin", "1", json!("é"))))
         .await
         .unwrap();
-    let event = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    let event = next_item(&mut sub).await.unwrap();
     assert_eq!((event.event_type(), event.payload()), ("bin", &json!("é")));
 }
 
@@ -101,7 +101,7 @@ async fn a_message_of_exactly_the_maximum_size_is_accepted() {
     let message = sized_envelope(MAX);
     assert_eq!(message.len(), MAX);
     send(&mut ws, message).await;
-    assert!(futures::StreamExt::next(&mut sub).await.unwrap().is_ok());
+    assert!(next_item(&mut sub).await.is_ok());
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn a_fragmented_message_within_the_maximum_is_one_event() {
     raw.write(&frame(0x1, a, false, 0, true)).await;
     raw.write(&frame(0x9, b"ping between", true, 0, true)).await;
     raw.write(&frame(0x0, b, true, 0, true)).await;
-    let event = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    let event = next_item(&mut sub).await.unwrap();
     assert_eq!(event.payload(), &json!("joined"));
 }
 
@@ -222,7 +222,7 @@ async fn huge_numbers_are_forwarded_with_every_digit() {
     // Every digit is kept; an exponent is written the one way serde_json
     // writes it (`e`, with its sign), which is the same value.
     let kept = text.replace("1e999999999", "1e+999999999").replace("1E-", "1e-");
-    let event = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    let event = next_item(&mut sub).await.unwrap();
     assert_eq!(event.to_json(), kept);
     assert_eq!(recv_text(&mut receiver).await, kept, "relayed unchanged");
     assert!(hub.hub.stats().errors.is_empty());
@@ -239,7 +239,7 @@ async fn a_string_just_under_the_default_maximum_is_delivered_and_just_over_clos
     let under = sized_envelope(max - 1).replacen("xxxxxx", "\\u00e9", 1);
     assert_eq!(under.len(), max - 1);
     send(&mut ws, under).await;
-    let event = futures::StreamExt::next(&mut sub).await.unwrap().unwrap();
+    let event = next_item(&mut sub).await.unwrap();
     let shell = envelope("big", "", json!("")).len();
     assert_eq!(event.payload().as_str().unwrap().chars().count(), max - 1 - shell - 5);
 

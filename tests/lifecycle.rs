@@ -71,7 +71,7 @@ async fn a_spoke_handle_answers_one_spoke_alone() {
     let mut requests = hub.hub.subscribe("request:*").unwrap();
 
     send(&mut asker, envelope("request", "r-1", json!({"q": 2}))).await;
-    let request = requests.next().await.unwrap().unwrap();
+    let request = next_item(&mut requests).await.unwrap();
     let spoke = hub.hub.spoke(request.origin().unwrap()).unwrap();
     spoke.dispatch(Event::new("response", request.id(), json!({"a": 4}))).unwrap();
 

@@ -18,9 +18,9 @@ async fn events_from_any_spoke_reach_the_hub_subscription_with_their_origin() {
     let ids: Vec<_> = hub.hub.spokes().iter().map(|s| s.id()).collect();
 
     send(&mut a, envelope("chat.message", "room-1", json!("from a"))).await;
-    let first = sub.next().await.unwrap().unwrap();
+    let first = next_item(&mut sub).await.unwrap();
     send(&mut b, envelope("chat.message", "room-1", json!("from b"))).await;
-    let second = sub.next().await.unwrap().unwrap();
+    let second = next_item(&mut sub).await.unwrap();
 
     assert_eq!(first.payload(), &json!("from a"));
     assert_eq!(first.origin(), Some(ids[0]));
@@ -91,10 +91,10 @@ async fn a_subscriber_that_falls_behind_is_told_how_many_events_it_missed() {
     hub.wait_until(|h| h.stats().subscription_dropped == 3).await;
     send(&mut ws, envelope("n", "", json!(5))).await;
 
-    assert_eq!(sub.next().await.unwrap().unwrap().payload(), &json!(0));
-    assert_eq!(sub.next().await.unwrap().unwrap().payload(), &json!(1));
-    assert_eq!(sub.next().await.unwrap(), Err(Lagged { missed: 3 }));
-    assert_eq!(sub.next().await.unwrap().unwrap().payload(), &json!(5));
+    assert_eq!(next_item(&mut sub).await.unwrap().payload(), &json!(0));
+    assert_eq!(next_item(&mut sub).await.unwrap().payload(), &json!(1));
+    assert_eq!(next_item(&mut sub).await, Err(Lagged { missed: 3 }));
+    assert_eq!(next_item(&mut sub).await.unwrap().payload(), &json!(5));
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn a_spoke_subscription_sees_only_that_spoke_and_ends_when_it_leaves() {
 
     send(&mut b, envelope("x", "from-b", json!(null))).await;
     send(&mut a, envelope("x", "from-a", json!(null))).await;
-    let event = from_a.next().await.unwrap().unwrap();
+    let event = next_item(&mut from_a).await.unwrap();
     assert_eq!(event.id(), "from-a");
     assert_eq!(event.origin(), Some(spoke_a.id()));
 

@@ -55,6 +55,12 @@ impl TestHub {
     }
 }
 
+/// The next item of `stream`; fails the test after [`WAIT`], or if the stream
+/// ends.
+pub async fn next_item<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
+    tokio::time::timeout(WAIT, stream.next()).await.expect("nothing arrived in time").expect("the stream ended")
+}
+
 /// Polls `cond` every few milliseconds until it holds; fails the test after [`WAIT`].
 pub async fn wait_for(mut cond: impl FnMut() -> bool) {
     tokio::time::timeout(WAIT, async {
