@@ -318,7 +318,6 @@ impl Hub {
         let config = &inner.config;
         let id = SpokeId(inner.next_id.fetch_add(1, Ordering::Relaxed));
         let (direct_tx, direct_rx) = mpsc::channel(config.spoke_queue_capacity);
-        let (close_tx, close_rx) = watch::channel(None);
         let spoke = Spoke {
             shared: Arc::new(SpokeShared {
                 id,
@@ -327,7 +326,8 @@ impl Hub {
                 direct: direct_tx,
                 routed: std::sync::OnceLock::new(),
                 missed: AtomicU64::new(0),
-                close: close_tx,
+                close: Mutex::new(None),
+                attention: tokio::sync::Notify::new(),
                 patterns: Mutex::new(None),
                 listeners: inner.listeners.clone(),
                 policy: config.slow_spoke_policy,
@@ -350,7 +350,7 @@ impl Hub {
         for hook in &hooks {
             hook(&spoke);
         }
-        let connection = Connection::new(inner.clone(), spoke.clone(), ws, events, direct_rx, close_rx);
+        let connection = Connection::new(inner.clone(), spoke.clone(), ws, events, direct_rx);
         tokio::spawn(connection.run());
         spoke
     }
@@ -432,6 +432,11 @@ impl Hub {
                 false
             }
         });
+        // Every task looks at the shutdown at its next turn; this wakes the
+        // idle ones. A spoke accepted after this sees it at its first turn.
+        for spoke in lock(&self.inner.spokes).values() {
+            spoke.shared.attention.notify_one();
+        }
         self.inner.listeners.close();
         if let Some(bridge) = &self.inner.bridge {
             bridge.close();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use crate::config::SlowSpokePolicy;
 use crate::error::SendError;
@@ -100,10 +100,6 @@ impl DisconnectReason {
     }
 }
 
-/// A request to close the spoke, for this reason (which names the close code).
-#[derive(Clone, Debug)]
-pub(crate) struct CloseRequest(pub(crate) DisconnectReason);
-
 /// The hub's handle to one connected spoke: cheap to clone, and still safe
 /// to use after the spoke has gone (sends then fail with
 /// [`SendError::Closed`]).
@@ -123,7 +119,10 @@ pub(crate) struct SpokeShared {
     /// Events that did not fit one of this spoke's queues under the skip
     /// policy, which its task tells it with the next `hub.lagged`.
     pub(crate) missed: AtomicU64,
-    pub(crate) close: watch::Sender<Option<CloseRequest>>,
+    /// Why the spoke is to be closed, once something asked.
+    pub(crate) close: Mutex<Option<DisconnectReason>>,
+    /// Wakes the spoke's task to look at `close` and at the hub's shutdown.
+    pub(crate) attention: Notify,
     /// The patterns as the spoke sent them; `None` until its first `hub.subscribe`.
     pub(crate) patterns: Mutex<Option<Vec<String>>>,
     pub(crate) listeners: Arc<Listeners>,
@@ -223,14 +222,14 @@ impl Spoke {
 
     /// Asks the spoke's task to close it; whether this was the first request.
     pub(crate) fn request_close(&self, why: DisconnectReason) -> bool {
-        self.shared.close.send_if_modified(|slot| {
-            if slot.is_none() {
-                *slot = Some(CloseRequest(why));
-                true
-            } else {
-                false
-            }
-        })
+        let mut slot = self.shared.close.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(why);
+        // A permit is kept if the task is not waiting: it is not lost.
+        self.shared.attention.notify_one();
+        true
     }
 
     /// `missed` events did not fit one of the spoke's queues, and the
