@@ -59,11 +59,11 @@ struct Member {
     patterns: Vec<Pattern>,
 }
 
-/// One spoke's queue, as a pattern of its leads to it.
+/// A routed spoke, as a pattern of its leads to it: its queue is the one
+/// in its shared state (`SpokeShared::routed`), set when it joined.
 #[derive(Clone)]
 struct Route {
     spoke: Spoke,
-    queue: mpsc::Sender<Arc<Outgoing>>,
 }
 
 impl Routes {
@@ -101,15 +101,14 @@ impl Routes {
         stats: &Stats,
     ) -> Queue {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
-        let _ = spoke.shared.routed.set(queue.clone());
-        let route = Route { spoke: spoke.clone(), queue };
+        let route = Route { spoke: spoke.clone() };
         let mut table = write(&self.table);
         // No dispatch runs while the write lock is held: the channel holds
         // everything dispatched before this moment, and nothing after it.
         loop {
             match events.try_recv() {
                 Ok(out) => {
-                    if route.queue.try_send(out).is_err() {
+                    if queue.try_send(out).is_err() {
                         route.missed(1, stats);
                     }
                 }
@@ -117,6 +116,7 @@ impl Routes {
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
+        let _ = spoke.shared.routed.set(queue);
         table.insert(Member { route, patterns: patterns.to_vec() });
         receiver
     }
@@ -187,7 +187,8 @@ impl Route {
         if !echo && out.origin == Some(self.spoke.id()) {
             return false;
         }
-        match self.queue.try_send(out.clone()) {
+        let Some(queue) = self.spoke.shared.routed.get() else { return false };
+        match queue.try_send(out.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.missed(1, stats);

@@ -113,8 +113,8 @@ pub(crate) struct SpokeShared {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) connected_at: SystemTime,
     pub(crate) direct: mpsc::Sender<Arc<Outgoing>>,
-    /// The spoke's own queue of dispatched events, once it subscribed
-    /// (`crate::routes`), to tell how full it is.
+    /// The spoke's own queue of dispatched events, once it subscribed: the
+    /// hub's routes fill it (`crate::routes`).
     pub(crate) routed: OnceLock<mpsc::Sender<Arc<Outgoing>>>,
     /// Events that did not fit one of this spoke's queues under the skip
     /// policy, which its task tells it with the next `hub.lagged`.
