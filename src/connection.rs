@@ -299,13 +299,14 @@ where
             Err(why) => return self.reply_error(ErrorCode::InvalidPattern, &why).await,
         };
         let max = self.hub.config.max_subscriptions_per_spoke;
-        let patterns = self.patterns.get_or_insert_with(Vec::new);
-        if !patterns.contains(&pattern) {
-            if patterns.len() >= max {
+        let held = self.patterns.as_deref().unwrap_or_default();
+        if !held.contains(&pattern) {
+            if held.len() >= max {
+                // Refused: the spoke's patterns, and where it reads from, stay as they were.
                 let why = format!("a spoke may hold at most {max} subscriptions");
                 return self.reply_error(ErrorCode::Forbidden, &why).await;
             }
-            patterns.push(pattern);
+            self.patterns.get_or_insert_with(Vec::new).push(pattern);
         }
         self.route();
         self.publish_patterns();
@@ -340,7 +341,7 @@ where
         let hub = &self.hub;
         match &mut self.inbox {
             Inbox::Everything(events) => {
-                let queue = hub.routes.join(&self.spoke, events, patterns, hub.config.broadcast_capacity, &hub.stats);
+                let queue = hub.routes.join(&self.spoke, events, patterns, &hub.config, &hub.stats);
                 self.inbox = Inbox::Routed(queue);
             }
             Inbox::Routed(_) => hub.routes.update(self.spoke.id(), patterns),
@@ -373,14 +374,14 @@ where
 
     // --- writing -------------------------------------------------------------
 
-    /// Whether this spoke should receive a dispatched event.
+    /// Whether this spoke should receive an event from its inbox. The
+    /// routes matched a routed event against the spoke's patterns and its
+    /// origin when they queued it; the broadcast channel, which only spokes
+    /// that never subscribed read, leaves the origin to check.
     fn wants(&self, out: &Outgoing) -> bool {
-        if out.origin.is_some() && out.origin == Some(self.spoke.id()) && !self.hub.config.echo {
-            return false;
-        }
-        match &self.patterns {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| p.matches(out.event_type(), &out.topic)),
+        match self.inbox {
+            Inbox::Routed(_) => true,
+            Inbox::Everything(_) => self.hub.config.echo || out.origin != Some(self.spoke.id()),
         }
     }
 

@@ -11,8 +11,13 @@
 //! [`Routes::send`] sends on the broadcast channel and looks up the routes
 //! under one read lock; a spoke moves from the channel to its queue under
 //! the write lock ([`Routes::join`]), and what the channel still held for
-//! it goes into the queue first. So every event reaches a spoke by one path
-//! or the other, once, in the order it was dispatched.
+//! it (and its patterns match) goes into the queue first. So every event
+//! reaches a spoke by one path or the other, once, in the order it was
+//! dispatched.
+//!
+//! An event is matched once, when it is queued: what was queued before a
+//! `hub.unsubscribe` took effect is still written, as it was dispatched
+//! before the spoke's acknowledgement.
 //!
 //! ## Bounds
 //! A spoke's queue holds [`HubConfig::broadcast_capacity`](crate::HubConfig::broadcast_capacity)
@@ -28,6 +33,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::config::HubConfig;
 use crate::hub::Outgoing;
 use crate::pattern::{Key, Pattern};
 use crate::spoke::{Spoke, SpokeId};
@@ -91,22 +97,28 @@ impl Routes {
 
     /// Moves `spoke` off the broadcast channel: from now on it receives
     /// what `patterns` lead to, in the queue returned. What `events` still
-    /// held for it is queued first (the caller drops `events` afterwards).
+    /// held for it that `patterns` match is queued first (the caller drops
+    /// `events` afterwards).
     pub(crate) fn join(
         &self,
         spoke: &Spoke,
         events: &mut broadcast::Receiver<Arc<Outgoing>>,
         patterns: &[Pattern],
-        capacity: usize,
+        config: &HubConfig,
         stats: &Stats,
     ) -> Queue {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
+        let (queue, receiver) = mpsc::channel(config.broadcast_capacity.max(1));
         let route = Route { spoke: spoke.clone() };
+        let wanted = |out: &Outgoing| {
+            (config.echo || out.origin != Some(spoke.id()))
+                && patterns.iter().any(|p| p.matches(out.event_type(), &out.topic))
+        };
         let mut table = write(&self.table);
         // No dispatch runs while the write lock is held: the channel holds
         // everything dispatched before this moment, and nothing after it.
         loop {
             match events.try_recv() {
+                Ok(out) if !wanted(&out) => {}
                 Ok(out) => {
                     if queue.try_send(out).is_err() {
                         route.missed(1, stats);

@@ -61,6 +61,17 @@ async fn a_spoke_may_hold_only_so_many_subscriptions() {
 }
 
 #[tokio::test]
+async fn a_refused_first_subscription_leaves_the_spoke_receiving_everything() {
+    let hub = TestHub::start(HubConfig::default().max_subscriptions_per_spoke(0)).await;
+    let mut ws = hub.connect().await;
+    send(&mut ws, json!({"type": "hub.subscribe", "id": "a:*"}).to_string()).await;
+    assert_eq!(recv(&mut ws).await["id"], "forbidden");
+    assert_eq!(hub.hub.spokes()[0].patterns(), None, "it never subscribed");
+    hub.hub.dispatch(wshub::Event::new("b", "1", ())).unwrap();
+    assert_eq!(recv(&mut ws).await["type"], "b");
+}
+
+#[tokio::test]
 async fn a_pattern_longer_than_the_limit_is_an_invalid_pattern() {
     let hub = TestHub::start(HubConfig::default().max_pattern_length(16)).await;
     let mut ws = hub.connect().await;

@@ -65,6 +65,45 @@ async fn events_dispatched_while_spokes_first_subscribe_arrive_once_each_and_in_
 }
 
 #[tokio::test]
+async fn after_a_first_subscription_is_acknowledged_nothing_its_patterns_miss_arrives() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    // In-memory spokes on this one-thread runtime: each subscription is
+    // written, then events are dispatched, before any spoke's task runs.
+    // Whether a task takes the events or the subscription first varies from
+    // spoke to spoke; after the acknowledgement, only what matches may come.
+    let hub = wshub::Hub::new(HubConfig::default());
+    let mut spokes = Vec::new();
+    for _ in 0..16 {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        hub.accept(WebSocketStream::from_raw_socket(near, Role::Server, Some(hub.config().websocket_config())).await);
+        spokes.push(WebSocketStream::from_raw_socket(far, Role::Client, None).await);
+    }
+    let next = async |ws: &mut WebSocketStream<tokio::io::DuplexStream>| -> serde_json::Value {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("in time") {
+            Some(Ok(Message::Text(text))) => serde_json::from_str(&text).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    for ws in &mut spokes {
+        ws.send(Message::text(json!({ "type": "hub.subscribe", "id": "wanted:*" }).to_string())).await.unwrap();
+    }
+    for i in 0..50 {
+        hub.dispatch(Event::new("unwanted", i.to_string(), json!(null))).unwrap();
+    }
+    for ws in &mut spokes {
+        while next(ws).await["type"] != "hub.subscribed" {}
+    }
+    hub.dispatch(Event::new("wanted", "next", json!(null))).unwrap();
+    for ws in &mut spokes {
+        assert_eq!(next(ws).await["id"], "next", "only what the pattern matches after the acknowledgement");
+    }
+}
+
+#[tokio::test]
 async fn a_spoke_whose_patterns_overlap_receives_each_event_once() {
     let hub = TestHub::start(HubConfig::default()).await;
     let mut ws = hub.connect().await;
