@@ -1,7 +1,6 @@
 //! One spoke's task: reads what it sends, writes what it is due, in batches.
 
 use std::future::Future;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +9,7 @@ use std::time::Instant;
 
 use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{MissedTickBehavior, timeout, timeout_at};
@@ -19,10 +18,10 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
-use crate::batch::{self, Batch};
 use crate::config::SlowSpokePolicy;
 use crate::event::{DecodeError, Event, decode};
 use crate::hub::{Frame, HubInner, Outgoing};
+use crate::park::{Holder, Shard, Wire};
 use crate::pattern::Pattern;
 use crate::protocol::{self, ErrorCode, RESERVED_PREFIX, close_code};
 use crate::rate::{Meter, Verdict};
@@ -48,6 +47,8 @@ enum First {
 /// routes fill with what its patterns match (`crate::routes`).
 enum Inbox {
     Everything(broadcast::Receiver<Arc<Outgoing>>),
+    /// The broadcast receiver is with the shard's flusher (`crate::park`).
+    Parked,
     Routed(Queue),
 }
 
@@ -60,6 +61,8 @@ impl Inbox {
                 Some(out) => Ok(out),
                 None => std::future::pending().await,
             },
+            // The flusher writes; the task hears of it only if it hands back.
+            Self::Parked => std::future::pending().await,
         }
     }
 
@@ -67,6 +70,7 @@ impl Inbox {
         match self {
             Self::Everything(events) => events.try_recv(),
             Self::Routed(queue) => queue.try_recv().map_err(|_| TryRecvError::Empty),
+            Self::Parked => Err(TryRecvError::Empty),
         }
     }
 }
@@ -74,7 +78,11 @@ impl Inbox {
 pub(crate) struct Connection<S> {
     hub: Arc<HubInner>,
     spoke: Spoke,
-    ws: WebSocketStream<S>,
+    /// The socket, the batch, and who writes (shared with the flusher).
+    wire: Arc<Wire<S>>,
+    /// The shard whose flusher writes for the spoke while it is parked;
+    /// `None` once it has subscribed.
+    shard: Option<Arc<Shard>>,
     inbox: Inbox,
     direct: mpsc::Receiver<Arc<Outgoing>>,
     shutdown: watch::Receiver<Option<Instant>>,
@@ -83,13 +91,6 @@ pub(crate) struct Connection<S> {
     last_seen: Instant,
     /// The spoke's rate limit, where the hub sets one.
     meter: Option<Meter>,
-    /// The frames gathered for the next write.
-    batch: Batch,
-    /// Whether the socket takes vectored writes: then large frames are
-    /// written from the shared frame, not copied ([`Batch`]).
-    vectored: bool,
-    /// Whether tungstenite may hold bytes of its own to write (a pong).
-    ws_dirty: bool,
     /// Tells whether the read side has anything new since it was last
     /// found pending ([`ReadWake`]).
     read_wake: Arc<ReadWake>,
@@ -112,19 +113,19 @@ where
     ) -> Self {
         let shutdown = hub.shutdown.subscribe();
         let vectored = ws.get_ref().is_write_vectored();
+        let wire = Arc::new(Wire::new(spoke.clone(), ws, vectored));
+        let shard = hub.flushers.seat(&hub, spoke.id(), wire.clone());
         Self {
             meter: hub.config.rate_limit.map(Meter::new),
             hub,
             spoke,
-            ws,
+            wire,
+            shard: Some(shard),
             inbox: Inbox::Everything(events),
             direct,
             shutdown,
             patterns: None,
             last_seen: Instant::now(),
-            batch: Batch::default(),
-            vectored,
-            ws_dirty: false,
             read_wake: Arc::new(ReadWake { woken: AtomicBool::new(true), task: AtomicWaker::new() }),
             frames_out: 0,
             bytes_out: 0,
@@ -157,10 +158,15 @@ where
         let shared = self.spoke.shared.clone();
         let mut attention = std::pin::pin!(shared.attention.notified());
         loop {
+            #[cfg(test)]
+            self.hub.turns.fetch_add(1, Ordering::Relaxed);
             let shutting_down = *self.shutdown.borrow_and_update();
             if let Some(deadline) = shutting_down {
                 Box::pin(self.shut_down(deadline)).await;
                 return DisconnectReason::Shutdown;
+            }
+            if let Err(reason) = self.settle().await {
+                return reason;
             }
             let step = tokio::select! {
                 () = &mut attention => {
@@ -173,7 +179,7 @@ where
                         None => Ok(()),
                     }
                 }
-                message = read_when_woken(&mut self.ws, &self.read_wake) => self.on_message(message).await,
+                message = read_when_woken(&self.wire, &self.read_wake) => self.on_message(message).await,
                 first = self.inbox.recv() => self.write_batch(First::Dispatched(first)).await,
                 Some(first) = self.direct.recv() => self.write_batch(First::Direct(first)).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
@@ -222,17 +228,14 @@ where
                     None => (1005, String::new()),
                 };
                 // Reading on sends tungstenite's reply and ends at the TCP close.
+                self.unpark();
                 let close_timeout = self.hub.config.close_timeout;
-                let _ = timeout(close_timeout, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+                let _ = timeout(close_timeout, self.read_to_end()).await;
                 Err(DisconnectReason::Closed { code, reason })
             }
-            // tungstenite answers pings by itself; both are signs of life.
-            Message::Ping(_) => {
-                // Its pong may still be in tungstenite's buffer.
-                self.ws_dirty = true;
-                Ok(())
-            }
-            Message::Pong(_) | Message::Frame(_) => Ok(()),
+            // tungstenite answers pings by itself (the read marked the wire
+            // as owing its pong); both are signs of life.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
         }
     }
 
@@ -337,14 +340,19 @@ where
     /// Gives the hub's routes the spoke's patterns; the first time, the
     /// spoke leaves the broadcast channel for a queue of its own.
     fn route(&mut self) {
+        self.unpark();
         let patterns = self.patterns.as_deref().unwrap_or_default();
         let hub = &self.hub;
         match &mut self.inbox {
             Inbox::Everything(events) => {
                 let queue = hub.routes.join(&self.spoke, events, patterns, &hub.config, &hub.stats);
                 self.inbox = Inbox::Routed(queue);
+                // The routes wake it for what it wants: it is never parked again.
+                hub.flushers.unseat(self.spoke.id());
+                self.shard = None;
             }
             Inbox::Routed(_) => hub.routes.update(self.spoke.id(), patterns),
+            Inbox::Parked => unreachable!("unparked above"),
         }
     }
 
@@ -381,7 +389,60 @@ where
     fn wants(&self, out: &Outgoing) -> bool {
         match self.inbox {
             Inbox::Routed(_) => true,
-            Inbox::Everything(_) => self.hub.config.echo || out.origin != Some(self.spoke.id()),
+            Inbox::Everything(_) | Inbox::Parked => self.hub.config.echo || out.origin != Some(self.spoke.id()),
+        }
+    }
+
+    // --- parking (`crate::park`) ---------------------------------------------
+
+    /// At the top of every turn: writes what the flusher handed back (or a
+    /// pong tungstenite owes), then parks the spoke if it has nothing left
+    /// to write.
+    async fn settle(&mut self) -> Step {
+        let owed = {
+            let wire = self.wire.lock();
+            wire.ws_dirty || !wire.batch.is_empty() || matches!(wire.holder, Holder::Returned(_))
+        };
+        if owed {
+            self.timed_write(async |c: &mut Self| {
+                c.drain().await?;
+                c.flush().await
+            })
+            .await?;
+        }
+        self.park();
+        Ok(())
+    }
+
+    /// Hands the broadcast receiver to the shard's flusher, if the spoke
+    /// never subscribed and has nothing waiting.
+    fn park(&mut self) {
+        let (Inbox::Everything(events), Some(shard)) = (&self.inbox, &self.shard) else { return };
+        if !events.is_empty() {
+            return;
+        }
+        let mut wire = self.wire.lock();
+        if wire.ws_dirty || !wire.batch.is_empty() {
+            return;
+        }
+        let Inbox::Everything(events) = std::mem::replace(&mut self.inbox, Inbox::Parked) else { return };
+        // An event sent since the look above may have missed the flusher's
+        // pass: this asks for another.
+        if !events.is_empty() {
+            shard.wake();
+        }
+        wire.holder = Holder::Flusher(events);
+    }
+
+    /// Takes the broadcast receiver back from the flusher: from here on
+    /// only the task writes, until it parks again.
+    fn unpark(&mut self) {
+        if let Inbox::Parked = self.inbox {
+            let mut wire = self.wire.lock();
+            match std::mem::replace(&mut wire.holder, Holder::Task) {
+                Holder::Flusher(events) | Holder::Returned(events) => self.inbox = Inbox::Everything(events),
+                Holder::Task => unreachable!("a parked spoke's receiver is with the flusher"),
+            }
         }
     }
 
@@ -446,16 +507,13 @@ where
     /// Adds an event's frame to the batch: shared as it is where it is
     /// large and the socket takes vectored writes, copied otherwise.
     async fn feed(&mut self, out: &Arc<Outgoing>) -> Step {
-        let share = self.vectored && out.frame.as_bytes().len() >= batch::SHARED_FRAME_MIN;
+        let share = self.wire.shares(&out.frame);
         self.count_out(&out.frame);
-        if self.must_write_before(&out.frame, share) {
+        let limit = self.hub.config.write_buffer_size;
+        if self.wire.lock().must_write_before(&out.frame, share, limit) {
             self.write_batch_out().await?;
         }
-        if share {
-            self.batch.share(out.clone());
-        } else {
-            self.batch.copy(out.frame.as_bytes());
-        }
+        self.wire.lock().push(out, share);
         Ok(())
     }
 
@@ -463,21 +521,12 @@ where
     /// `hub.lagged`) to the batch.
     async fn feed_control(&mut self, frame: &Frame) -> Step {
         self.count_out(frame);
-        if self.must_write_before(frame, false) {
+        let limit = self.hub.config.write_buffer_size;
+        if self.wire.lock().must_write_before(frame, false, limit) {
             self.write_batch_out().await?;
         }
-        self.batch.copy(frame.as_bytes());
+        self.wire.lock().batch.copy(frame.as_bytes());
         Ok(())
-    }
-
-    /// Whether the batch must be written before `frame` joins it: it would
-    /// take the copies past the write buffer size, or the batch past its
-    /// bounds.
-    fn must_write_before(&self, frame: &Frame, shared: bool) -> bool {
-        let len = frame.as_bytes().len();
-        let copies_full = !shared && self.batch.copied_len() + len > self.hub.config.write_buffer_size;
-        !self.batch.is_empty()
-            && (copies_full || self.batch.len() + len > batch::MAX_BYTES || self.batch.pieces() >= batch::MAX_SLICES)
     }
 
     fn count_out(&mut self, frame: &Frame) {
@@ -492,47 +541,36 @@ where
     /// dispatch ([`Frame`]) and go out as they are, with no per-spoke
     /// framing or `Message`: copied into the batch, or for large ones on a
     /// socket that takes vectored writes, written from the shared frame
-    /// itself ([`Batch`]). tungstenite still
+    /// itself ([`crate::batch::Batch`]). tungstenite still
     /// writes pings, pongs and the close frame; what it may hold (a pong it
-    /// owes) is flushed first, and every write completes before the task
-    /// reads again, so the two never interleave.
+    /// owes) is flushed first, and the batch is written whole before the
+    /// socket is read again ([`read_when_woken`]), so the two never
+    /// interleave. The flusher of a parked spoke keeps to the same rules.
     ///
     /// What the socket took leaves the batch at once, so a write cut off by
     /// the write timeout or the shutdown's deadline leaves in the batch
     /// exactly what is still owed, and the close frame follows it whole.
     async fn write_batch_out(&mut self) -> Step {
-        if self.ws_dirty {
-            self.ws.flush().await.map_err(write_error)?;
-            self.ws_dirty = false;
-        }
-        while !self.batch.is_empty() {
-            let (batch, io) = (&self.batch, self.ws.get_mut());
-            // The slices live in one poll, not in the task's future.
-            let written = std::future::poll_fn(|cx| {
-                let mut slices = [IoSlice::new(&[]); batch::MAX_SLICES];
-                match batch.slices(&mut slices) {
-                    // One slice: a plain write, which costs the kernel less.
-                    1 => Pin::new(&mut *io).poll_write(cx, &slices[0]),
-                    n => Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]),
+        self.wire
+            .with(|wire, cx| {
+                if wire.ws_dirty {
+                    std::task::ready!(wire.ws.poll_flush_unpin(cx)).map_err(write_error)?;
+                    wire.ws_dirty = false;
                 }
+                wire.poll_write_batch(cx).map_err(|()| DisconnectReason::ConnectionLost)
             })
-            .await;
-            match written {
-                Ok(n) if n > 0 => self.batch.advance(n),
-                _ => {
-                    self.batch.clear();
-                    return Err(DisconnectReason::ConnectionLost);
-                }
-            }
-        }
-        Ok(())
+            .await
     }
 
     async fn flush(&mut self) -> Step {
-        let mut result = if self.batch.is_empty() { Ok(()) } else { self.write_batch_out().await };
+        let mut result = self.write_batch_out().await;
         if result.is_ok() {
             // Nothing for TCP; a TLS stream writes its record here.
-            result = self.ws.get_mut().flush().await.map_err(|_| DisconnectReason::ConnectionLost);
+            result = self
+                .wire
+                .with(|wire, cx| Pin::new(wire.ws.get_mut()).poll_flush(cx))
+                .await
+                .map_err(|_| DisconnectReason::ConnectionLost);
         }
         let stats = &self.hub.stats;
         Stats::add(&stats.events_out, std::mem::take(&mut self.frames_out));
@@ -546,6 +584,7 @@ where
     where
         F: AsyncFnOnce(&mut Self) -> Step,
     {
+        self.unpark();
         let limit = self.hub.config.write_timeout;
         // Once the hub is shutting down, the write may go on only until the
         // shutdown's deadline; the loop's next turn then closes the spoke.
@@ -578,7 +617,7 @@ where
         }
         self.timed_write(async |c: &mut Self| {
             c.flush().await?;
-            c.ws.send(Message::Ping(Bytes::new())).await.map_err(write_error)
+            c.send(Message::Ping(Bytes::new())).await.map_err(write_error)
         })
         .await
     }
@@ -587,6 +626,7 @@ where
 
     /// Writes everything queued before the shutdown, within its deadline.
     async fn shut_down(&mut self, deadline: Instant) {
+        self.unpark();
         let _ = timeout_at(deadline.into(), async {
             loop {
                 let before = self.frames_out;
@@ -608,18 +648,40 @@ where
         if code != close_code::GOING_AWAY {
             tracing::info!(spoke = %self.spoke.id(), code, reason, "closing spoke");
         }
+        self.unpark();
         let frame = CloseFrame { code: code.into(), reason: reason.into() };
         let close_timeout = self.hub.config.close_timeout;
         let _ = timeout(close_timeout, async {
             // The frames gathered before the close go first.
-            if !self.batch.is_empty() && self.write_batch_out().await.is_err() {
+            if self.write_batch_out().await.is_err() {
                 return;
             }
-            if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
-                while let Some(Ok(_)) = self.ws.next().await {}
+            if self.send(Message::Close(Some(frame))).await.is_ok() {
+                self.read_to_end().await;
             }
         })
         .await;
+    }
+
+    /// Sends a message through tungstenite (a ping, the close frame).
+    async fn send(&self, message: Message) -> Result<(), WsError> {
+        let mut message = Some(message);
+        self.wire
+            .with(|wire, cx| {
+                if let Some(m) = message.take() {
+                    if let Err(error) = std::task::ready!(wire.ws.poll_ready_unpin(cx)) {
+                        return Poll::Ready(Err(error));
+                    }
+                    wire.ws.start_send_unpin(m)?;
+                }
+                wire.ws.poll_flush_unpin(cx)
+            })
+            .await
+    }
+
+    /// Reads (and drops) what the spoke sends until its connection ends.
+    async fn read_to_end(&self) {
+        while let Some(Ok(_)) = self.wire.with(|wire, cx| wire.ws.poll_next_unpin(cx)).await {}
     }
 }
 
@@ -627,7 +689,7 @@ where
 /// waker fired since it was last found pending, so that a wake to write (one
 /// per event, for most spokes) does not poll the read side too. Cancel safe,
 /// as `ws.next()` is.
-async fn read_when_woken<S>(ws: &mut WebSocketStream<S>, wake: &Arc<ReadWake>) -> Option<Result<Message, WsError>>
+async fn read_when_woken<S>(wire: &Wire<S>, wake: &Arc<ReadWake>) -> Option<Result<Message, WsError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -637,8 +699,21 @@ where
         if !wake.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
+        let mut wire = wire.lock();
+        if !wire.batch.is_empty() {
+            // What a parked spoke's flusher could not finish goes out before
+            // tungstenite may write (a pong) while reading: the task writes
+            // it at the top of its next turn, which the flusher woke it for.
+            wake.woken.store(true, Ordering::Release);
+            return Poll::Pending;
+        }
         let waker = waker_ref(wake);
-        let polled = ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
+        let polled = wire.ws.poll_next_unpin(&mut std::task::Context::from_waker(&waker));
+        if let Poll::Ready(Some(Ok(Message::Ping(_) | Message::Close(_)))) = &polled {
+            // tungstenite's reply may still be in its buffer: until it is
+            // flushed, the flusher writes nothing.
+            wire.ws_dirty = true;
+        }
         if polled.is_ready() {
             // tungstenite may hold more frames read already: no wake would
             // come for them.

@@ -16,6 +16,7 @@ use crate::config::{FrameKind, HubConfig};
 use crate::connection::Connection;
 use crate::error::SendError;
 use crate::event::{Event, encode_into};
+use crate::park::Flushers;
 use crate::pattern::{Pattern, PatternError};
 use crate::protocol::RESERVED_PREFIX;
 use crate::routes::Routes;
@@ -95,6 +96,8 @@ pub(crate) struct HubInner {
     pub(crate) events: broadcast::Sender<Arc<Outgoing>>,
     /// The spokes that subscribed, found by topic (`crate::routes`).
     pub(crate) routes: Routes,
+    /// Write for the spokes that are parked (`crate::park`).
+    pub(crate) flushers: Flushers,
     pub(crate) spokes: Mutex<HashMap<SpokeId, Spoke>>,
     /// The number of connected spokes, watched by `shutdown`.
     pub(crate) count: watch::Sender<usize>,
@@ -107,6 +110,9 @@ pub(crate) struct HubInner {
     on_disconnection: RwLock<Vec<DisconnectionHook>>,
     /// The bridge to other hubs, if any (`crate::bridge`).
     pub(crate) bridge: Option<Link>,
+    /// Turns taken by the connection tasks, for the tests of parking.
+    #[cfg(test)]
+    pub(crate) turns: AtomicU64,
 }
 
 /// One encoded envelope, shared by every connection that sends it.
@@ -218,22 +224,27 @@ impl Hub {
     pub(crate) fn build(config: HubConfig, bridge: Option<Link>) -> Self {
         let config = config.normalized();
         let (events, _) = broadcast::channel(config.broadcast_capacity);
-        Self {
-            inner: Arc::new(HubInner {
-                config,
-                events,
-                routes: Routes::default(),
-                spokes: Mutex::default(),
-                count: watch::Sender::new(0),
-                listeners: Arc::default(),
-                stats: Stats::default(),
-                shutdown: watch::Sender::new(None),
-                next_id: AtomicU64::new(1),
-                on_connection: RwLock::default(),
-                on_disconnection: RwLock::default(),
-                bridge,
-            }),
+        let inner = Arc::new(HubInner {
+            config,
+            events,
+            routes: Routes::default(),
+            flushers: Flushers::default(),
+            spokes: Mutex::default(),
+            count: watch::Sender::new(0),
+            listeners: Arc::default(),
+            stats: Stats::default(),
+            shutdown: watch::Sender::new(None),
+            next_id: AtomicU64::new(1),
+            on_connection: RwLock::default(),
+            on_disconnection: RwLock::default(),
+            bridge,
+            #[cfg(test)]
+            turns: AtomicU64::new(0),
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            inner.flushers.start(&inner);
         }
+        Self { inner }
     }
 
     /// The hub's settings.
@@ -463,7 +474,9 @@ impl HubInner {
     /// Hands one encoded envelope to every spoke that never subscribed and
     /// to every subscribed spoke it matches; returns how many.
     pub(crate) fn fan_out(&self, out: Outgoing) -> usize {
-        self.routes.send(&self.events, out, self.config.echo, &self.stats)
+        let reached = self.routes.send(&self.events, out, self.config.echo, &self.stats);
+        self.flushers.wake();
+        reached
     }
 
     /// Called once for every spoke whose task has ended.
@@ -471,6 +484,7 @@ impl HubInner {
         // Out of the routes before it is out of the count, so that a dispatch
         // after the count fell does not count it.
         self.routes.remove(spoke.id());
+        self.flushers.unseat(spoke.id());
         {
             let mut spokes = lock(&self.spokes);
             spokes.remove(&spoke.id());

@@ -71,6 +71,7 @@ mod connection;
 mod error;
 mod event;
 mod hub;
+mod park;
 mod pattern;
 pub mod protocol;
 mod rate;

@@ -27,7 +27,6 @@
 //! 1013, under `Skip` its task tells it with `hub.lagged`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::broadcast::{self, error::TryRecvError};
@@ -121,10 +120,10 @@ impl Routes {
                 Ok(out) if !wanted(&out) => {}
                 Ok(out) => {
                     if queue.try_send(out).is_err() {
-                        route.missed(1, stats);
+                        spoke.missed_events(1, stats);
                     }
                 }
-                Err(TryRecvError::Lagged(missed)) => route.missed(missed, stats),
+                Err(TryRecvError::Lagged(missed)) => spoke.missed_events(missed, stats),
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
@@ -203,19 +202,10 @@ impl Route {
         match queue.try_send(out.clone()) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                self.missed(1, stats);
+                self.spoke.missed_events(1, stats);
                 false
             }
             Err(TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// The spoke missed `missed` events: the slow-spoke policy applies.
-    fn missed(&self, missed: u64, stats: &Stats) {
-        if self.spoke.fell_behind(missed) {
-            stats.lagged.fetch_add(1, Ordering::Relaxed);
-            Stats::add(&stats.dropped, missed);
-            tracing::warn!(spoke = %self.spoke.id(), missed, "spoke lagged; closing it");
         }
     }
 }

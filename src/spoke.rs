@@ -232,6 +232,17 @@ impl Spoke {
         true
     }
 
+    /// `missed` events could not be queued for this spoke, and are lost to
+    /// it: its slow-spoke policy closes it (counted here), or its task tells
+    /// it with `hub.lagged` and counts them then.
+    pub(crate) fn missed_events(&self, missed: u64, stats: &crate::stats::Stats) {
+        if self.fell_behind(missed) {
+            stats.lagged.fetch_add(1, Ordering::Relaxed);
+            crate::stats::Stats::add(&stats.dropped, missed);
+            tracing::warn!(spoke = %self.id(), missed, "spoke lagged; closing it");
+        }
+    }
+
     /// `missed` events did not fit one of the spoke's queues, and the
     /// slow-spoke policy applies: under `Skip` its task tells it with
     /// `hub.lagged`; under `Disconnect` it is closed with 1013. Returns
