@@ -81,6 +81,15 @@ impl Batch {
         self.pieces.push_back(Piece::Shared(out));
     }
 
+    /// What is left to write, if it is all in one piece (most writes at a
+    /// modest rate): then no slices are set up for it.
+    pub(crate) fn single(&self) -> Option<&[u8]> {
+        match self.pieces.len() {
+            1 => Some(&self.bytes(&self.pieces[0])[self.first_written..]),
+            _ => None,
+        }
+    }
+
     /// Fills `slices` with what is left to write, in order; returns how many.
     pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;

@@ -129,12 +129,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireState<S> {
         use std::io::IoSlice;
         use std::pin::Pin;
         while !self.batch.is_empty() {
-            let io = self.ws.get_mut();
-            let mut slices = [IoSlice::new(&[]); batch::MAX_SLICES];
-            let written = match self.batch.slices(&mut slices) {
-                // One slice: a plain write, which costs the kernel less.
-                1 => Pin::new(&mut *io).poll_write(cx, &slices[0]),
-                n => Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]),
+            let io = Pin::new(self.ws.get_mut());
+            // One piece: a plain write, which costs the kernel less.
+            let written = match self.batch.single() {
+                Some(bytes) => io.poll_write(cx, bytes),
+                None => {
+                    let mut slices = [IoSlice::new(&[]); batch::MAX_SLICES];
+                    let n = self.batch.slices(&mut slices);
+                    io.poll_write_vectored(cx, &slices[..n])
+                }
             };
             match written {
                 Poll::Pending => return Poll::Pending,
