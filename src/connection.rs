@@ -11,7 +11,7 @@ use futures::task::{ArcWake, AtomicWaker, waker_ref};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::time::{MissedTickBehavior, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
@@ -36,11 +36,9 @@ const MAX_BATCH: usize = 256;
 /// `Err` ends the connection, for the reason inside.
 type Step = Result<(), DisconnectReason>;
 
-/// What woke the task to write.
-enum First {
-    Dispatched(Result<Arc<Outgoing>, RecvError>),
-    Direct(Arc<Outgoing>),
-}
+/// What woke the task to write: an event from its inbox, or (`None`)
+/// answers, a hand back, a pong owed.
+type First = Option<Result<Arc<Outgoing>, RecvError>>;
 
 /// Where a spoke's dispatched events come from: the hub's broadcast channel
 /// until its first `hub.subscribe`, then a queue of its own that the hub's
@@ -84,7 +82,6 @@ pub(crate) struct Connection<S> {
     /// `None` once it has subscribed.
     shard: Option<Arc<Shard>>,
     inbox: Inbox,
-    direct: mpsc::Receiver<Arc<Outgoing>>,
     shutdown: watch::Receiver<Option<Instant>>,
     /// `None` until the spoke's first `hub.subscribe`; until then it receives everything.
     patterns: Option<Vec<Pattern>>,
@@ -109,7 +106,6 @@ where
         spoke: Spoke,
         ws: WebSocketStream<S>,
         events: broadcast::Receiver<Arc<Outgoing>>,
-        direct: mpsc::Receiver<Arc<Outgoing>>,
     ) -> Self {
         let shutdown = hub.shutdown.subscribe();
         let vectored = ws.get_ref().is_write_vectored();
@@ -122,7 +118,6 @@ where
             wire,
             shard: Some(shard),
             inbox: Inbox::Everything(events),
-            direct,
             shutdown,
             patterns: None,
             last_seen: Instant::now(),
@@ -175,13 +170,14 @@ where
                     let request = shared.close.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     match request {
                         Some(why) => Err(why),
-                        // The shutdown: the loop's next turn sees it.
+                        None if self.spoke.shared.has_answers() => self.write_batch(None).await,
+                        // The shutdown, or the flusher handing the spoke
+                        // back: the loop's next turn sees it.
                         None => Ok(()),
                     }
                 }
                 message = read_when_woken(&self.wire, &self.read_wake) => self.on_message(message).await,
-                first = self.inbox.recv() => self.write_batch(First::Dispatched(first)).await,
-                Some(first) = self.direct.recv() => self.write_batch(First::Direct(first)).await,
+                first = self.inbox.recv() => self.write_batch(Some(first)).await,
                 _ = heartbeat.tick() => self.on_heartbeat().await,
             };
             if let Err(reason) = step {
@@ -450,10 +446,10 @@ where
     async fn write_batch(&mut self, first: First) -> Step {
         self.timed_write(async move |c: &mut Self| {
             match first {
-                First::Dispatched(Ok(out)) => c.write_event(&out).await?,
-                First::Dispatched(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
-                First::Dispatched(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
-                First::Direct(out) => c.feed(&out).await?,
+                Some(Ok(out)) => c.write_event(&out).await?,
+                Some(Err(RecvError::Lagged(missed))) => c.on_lag(missed).await?,
+                Some(Err(RecvError::Closed)) => return Err(DisconnectReason::Shutdown),
+                None => {}
             }
             c.drain().await?;
             c.flush().await
@@ -471,10 +467,8 @@ where
             }
         }
         for _ in 0..MAX_BATCH {
-            match self.direct.try_recv() {
-                Ok(out) => self.feed(&out).await?,
-                Err(_) => break,
-            }
+            let Some(out) = self.spoke.shared.next_answer() else { break };
+            self.feed(&out).await?;
         }
         let missed = self.spoke.shared.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
@@ -798,8 +792,7 @@ mod tests {
         let inner = hub.inner().clone();
         let ws = WebSocketStream::from_raw_socket(tokio::io::duplex(64).0, Role::Server, None).await;
         let spoke = hub.accept(WebSocketStream::from_raw_socket(tokio::io::duplex(64).0, Role::Server, None).await);
-        let (_direct, direct) = mpsc::channel(1);
-        let connection = Connection::new(inner.clone(), spoke, ws, inner.events.subscribe(), direct);
+        let connection = Connection::new(inner.clone(), spoke, ws, inner.events.subscribe());
         let size = std::mem::size_of_val(&connection.run());
         assert!(size <= 2176, "the connection task's future is {size} bytes");
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::bridge::Link;
@@ -328,13 +328,13 @@ impl Hub {
         let inner = &self.inner;
         let config = &inner.config;
         let id = SpokeId(inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let (direct_tx, direct_rx) = mpsc::channel(config.spoke_queue_capacity);
         let spoke = Spoke {
             shared: Arc::new(SpokeShared {
                 id,
                 remote_addr,
                 connected_at: SystemTime::now(),
-                direct: direct_tx,
+                answers: Mutex::default(),
+                answers_capacity: config.spoke_queue_capacity,
                 routed: std::sync::OnceLock::new(),
                 missed: AtomicU64::new(0),
                 close: Mutex::new(None),
@@ -361,7 +361,7 @@ impl Hub {
         for hook in &hooks {
             hook(&spoke);
         }
-        let connection = Connection::new(inner.clone(), spoke.clone(), ws, events, direct_rx);
+        let connection = Connection::new(inner.clone(), spoke.clone(), ws, events);
         tokio::spawn(connection.run());
         spoke
     }
@@ -485,6 +485,9 @@ impl HubInner {
         // after the count fell does not count it.
         self.routes.remove(spoke.id());
         self.flushers.unseat(spoke.id());
+        // Before its listeners go: a `Spoke::subscribe` that comes after
+        // them sees the spoke gone, and ends its stream itself.
+        spoke.shared.close_answers();
         {
             let mut spokes = lock(&self.spokes);
             spokes.remove(&spoke.id());

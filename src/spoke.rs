@@ -1,5 +1,6 @@
 //! [`Spoke`]: the hub's handle to one connected spoke.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +113,10 @@ pub(crate) struct SpokeShared {
     pub(crate) id: SpokeId,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) connected_at: SystemTime,
-    pub(crate) direct: mpsc::Sender<Arc<Outgoing>>,
+    /// Events sent to this spoke alone, waiting for its task.
+    pub(crate) answers: Mutex<Answers>,
+    /// How many answers may wait ([`HubConfig::spoke_queue_capacity`](crate::HubConfig::spoke_queue_capacity)).
+    pub(crate) answers_capacity: usize,
     /// The spoke's own queue of dispatched events, once it subscribed: the
     /// hub's routes fill it (`crate::routes`).
     pub(crate) routed: OnceLock<mpsc::Sender<Arc<Outgoing>>>,
@@ -121,7 +125,8 @@ pub(crate) struct SpokeShared {
     pub(crate) missed: AtomicU64,
     /// Why the spoke is to be closed, once something asked.
     pub(crate) close: Mutex<Option<DisconnectReason>>,
-    /// Wakes the spoke's task to look at `close` and at the hub's shutdown.
+    /// Wakes the spoke's task to look at `close`, its answers, the hub's
+    /// shutdown and what the flusher handed back.
     pub(crate) attention: Notify,
     /// The patterns as the spoke sent them; `None` until its first `hub.subscribe`.
     pub(crate) patterns: Mutex<Option<Vec<String>>>,
@@ -129,6 +134,39 @@ pub(crate) struct SpokeShared {
     pub(crate) policy: SlowSpokePolicy,
     pub(crate) subscription_capacity: usize,
     pub(crate) frame_kind: crate::config::FrameKind,
+}
+
+/// Events sent to one spoke alone ([`Spoke::dispatch`]). Allocates nothing
+/// until the first: most spokes never get one, and every idle spoke would
+/// otherwise keep a channel's first block.
+#[derive(Default)]
+pub(crate) struct Answers {
+    queue: VecDeque<Arc<Outgoing>>,
+    /// The spoke has gone: nothing more is taken.
+    closed: bool,
+}
+
+impl SpokeShared {
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next answer waiting for the spoke's task.
+    pub(crate) fn next_answer(&self) -> Option<Arc<Outgoing>> {
+        self.answers().queue.pop_front()
+    }
+
+    pub(crate) fn has_answers(&self) -> bool {
+        !self.answers().queue.is_empty()
+    }
+
+    /// The spoke has gone: answers sent from now on are handed back, and
+    /// those still waiting are dropped.
+    pub(crate) fn close_answers(&self) {
+        let mut answers = self.answers();
+        answers.closed = true;
+        answers.queue = VecDeque::new();
+    }
 }
 
 impl Spoke {
@@ -151,7 +189,7 @@ impl Spoke {
 
     /// Whether the spoke is still connected.
     pub fn is_connected(&self) -> bool {
-        !self.shared.direct.is_closed()
+        !self.shared.answers().closed
     }
 
     /// The patterns the spoke subscribed to with `hub.subscribe`; `None` if it
@@ -166,7 +204,7 @@ impl Spoke {
     /// subscribed is shared by all of them and not counted here.)
     pub fn queued(&self) -> usize {
         let depth = |queue: &mpsc::Sender<Arc<Outgoing>>| queue.max_capacity() - queue.capacity();
-        depth(&self.shared.direct) + self.shared.routed.get().map_or(0, depth)
+        self.shared.answers().queue.len() + self.shared.routed.get().map_or(0, depth)
     }
 
     /// Sends `event` to this spoke alone (to answer one request), whatever
@@ -186,14 +224,20 @@ impl Spoke {
             Ok(out) => out,
             Err(why) => return Err(SendError::InvalidEvent(event, why)),
         };
-        match self.shared.direct.try_send(Arc::new(out)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed(event)),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.fell_behind(1);
-                Err(SendError::Full(event))
-            }
+        let mut answers = self.shared.answers();
+        if answers.closed {
+            return Err(SendError::Closed(event));
         }
+        if answers.queue.len() >= self.shared.answers_capacity {
+            drop(answers);
+            self.fell_behind(1);
+            return Err(SendError::Full(event));
+        }
+        answers.queue.push_back(Arc::new(out));
+        drop(answers);
+        // A permit is kept if the task is not waiting: it is not lost.
+        self.shared.attention.notify_one();
+        Ok(())
     }
 
     /// A stream of the events this spoke sends whose topic matches
