@@ -1,10 +1,12 @@
 //! `Hub::dispatch` into N in-memory spokes: the hub's cost per delivery,
 //! without sockets. Each spoke is an in-memory duplex pipe whose far end is
-//! drained; an iteration dispatches a burst and waits until every spoke's
-//! task has written every event.
+//! drained; an iteration dispatches a burst and waits until every event has
+//! been written to every spoke (`dispatch`: spokes that never subscribed,
+//! which are parked and written to by their shard's flusher; see
+//! `src/park.rs`).
 //!
 //! `dispatch-k-of-1000`: 1,000 spokes of which k subscribed (`hub.subscribe`)
-//! to the topic dispatched and the rest to another. The throughput is per
+//! to the topic dispatched and the rest to another; their tasks write. The throughput is per
 //! delivery (k per event): a hub whose cost follows k shows a flat time per
 //! delivery across k; one whose cost follows N shows it growing as k falls.
 

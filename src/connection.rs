@@ -130,7 +130,8 @@ where
     /// Serves the spoke until it goes; then removes it from the hub and runs
     /// the disconnection hooks, once, whatever ended the task.
     pub(crate) async fn run(mut self) {
-        let mut done = Departure { hub: self.hub.clone(), spoke: self.spoke.clone(), reason: None };
+        let mut done =
+            Departure { hub: self.hub.clone(), spoke: self.spoke.clone(), shard: self.shard.clone(), reason: None };
         let reason = self.serve().await;
         // Every close the hub starts is sent here, in one place.
         if let Some(code) = reason.hub_close_code() {
@@ -348,8 +349,9 @@ where
                 let queue = hub.routes.join(&self.spoke, events, patterns, &hub.config, &hub.stats);
                 self.inbox = Inbox::Routed(queue);
                 // The routes wake it for what it wants: it is never parked again.
-                hub.flushers.unseat(self.spoke.id());
-                self.shard = None;
+                if let Some(shard) = self.shard.take() {
+                    shard.unseat(self.spoke.id());
+                }
             }
             Inbox::Routed(_) => hub.routes.update(self.spoke.id(), patterns),
             Inbox::Parked => unreachable!("unparked above"),
@@ -416,7 +418,7 @@ where
     /// never subscribed and has nothing waiting.
     fn park(&mut self) {
         let (Inbox::Everything(events), Some(shard)) = (&self.inbox, &self.shard) else { return };
-        if !events.is_empty() {
+        if !events.is_empty() || !shard.is_running() {
             return;
         }
         let mut wire = self.wire.lock();
@@ -774,6 +776,9 @@ fn write_error(error: WsError) -> DisconnectReason {
 struct Departure {
     hub: Arc<HubInner>,
     spoke: Spoke,
+    /// The shard the spoke was seated in (`crate::park`), which holds its
+    /// socket until it lets go.
+    shard: Option<Arc<Shard>>,
     reason: Option<DisconnectReason>,
 }
 
@@ -781,6 +786,9 @@ impl Drop for Departure {
     fn drop(&mut self) {
         let reason =
             self.reason.take().unwrap_or_else(|| DisconnectReason::Internal("the connection task was stopped".into()));
+        if let Some(shard) = &self.shard {
+            shard.unseat(self.spoke.id());
+        }
         self.hub.remove(&self.spoke, &reason);
     }
 }

@@ -484,7 +484,6 @@ impl HubInner {
         // Out of the routes before it is out of the count, so that a dispatch
         // after the count fell does not count it.
         self.routes.remove(spoke.id());
-        self.flushers.unseat(spoke.id());
         // Before its listeners go: a `Spoke::subscribe` that comes after
         // them sees the spoke gone, and ends its stream itself.
         spoke.shared.close_answers();

@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -247,18 +247,32 @@ impl Tally {
     }
 }
 
-/// The hub's flushers, one per shard of its spokes; started with the hub
-/// (or, for a hub made outside a runtime, with its first spoke), stopped
-/// when the hub is dropped.
+/// The hub's flushers: on each runtime that accepts its spokes, one per
+/// worker thread, each writing for its shard of that runtime's spokes.
+/// Started with the hub (on the runtime it is made on) or with the first
+/// spoke a runtime accepts; stopped when the hub is dropped. Keeping each
+/// runtime's spokes with its own flushers means no spoke waits for a
+/// runtime that is idle (a current-thread runtime nobody drives) or gone.
 #[derive(Default)]
 pub(crate) struct Flushers {
-    shards: OnceLock<Box<[Arc<Shard>]>>,
+    runtimes: RwLock<Vec<Runtime>>,
+}
+
+/// The flushers on one runtime.
+struct Runtime {
+    id: tokio::runtime::Id,
+    shards: Box<[Arc<Shard>]>,
 }
 
 #[derive(Default)]
 pub(crate) struct Shard {
     wake: Notify,
+    /// Set when the hub is dropped: the flusher ends.
     stopped: AtomicBool,
+    /// Set when the flusher has ended, the hub's drop or its runtime's
+    /// shutdown ending it (and with it the tasks of the spokes seated here):
+    /// no spoke parks here any more.
+    gone: AtomicBool,
     seats: RwLock<HashMap<SpokeId, Arc<dyn Seat>>>,
 }
 
@@ -268,62 +282,103 @@ impl Shard {
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// Whether the shard's flusher still runs: a spoke parks only then.
+    pub(crate) fn is_running(&self) -> bool {
+        !self.gone.load(Ordering::Acquire)
+    }
+
+    /// Takes a spoke out of the shard: it has subscribed, or gone.
+    pub(crate) fn unseat(&self, id: SpokeId) {
+        self.seats.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+/// Marks the shard's flusher as gone when it ends, however it ends (its
+/// runtime dropping it, polled or not, included).
+struct Gone(Arc<Shard>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.gone.store(true, Ordering::Release);
+    }
 }
 
 impl Flushers {
     /// Starts the flushers on the current runtime, if they are not running
-    /// yet: one per worker thread.
-    pub(crate) fn start(&self, hub: &Arc<HubInner>) -> &[Arc<Shard>] {
-        self.shards.get_or_init(|| {
-            let workers = tokio::runtime::Handle::current().metrics().num_workers().max(1);
-            (0..workers)
-                .map(|_| {
-                    let shard = Arc::new(Shard::default());
-                    // Unconstrained: a pass writes to every parked spoke of
-                    // the shard in one poll, which tokio's cooperative budget
-                    // would cut off (with `Pending`) after 128 writes.
-                    tokio::spawn(tokio::task::unconstrained(flusher(shard.clone(), Arc::downgrade(hub))));
-                    shard
-                })
-                .collect()
-        })
+    /// there yet.
+    pub(crate) fn start(&self, hub: &Arc<HubInner>) {
+        self.shard(hub, SpokeId(0));
     }
 
-    /// Seats a spoke in its shard; returns the shard.
+    /// Seats a spoke in its shard on the current runtime; returns the shard.
     pub(crate) fn seat(&self, hub: &Arc<HubInner>, id: SpokeId, seat: Arc<dyn Seat>) -> Arc<Shard> {
-        let shards = self.start(hub);
-        let shard = &shards[id.0 as usize % shards.len()];
+        let shard = self.shard(hub, id);
         shard.seats.write().unwrap_or_else(|e| e.into_inner()).insert(id, seat);
-        shard.clone()
+        shard
     }
 
-    /// Takes a spoke out of its shard: it has subscribed, or gone.
-    pub(crate) fn unseat(&self, id: SpokeId) {
-        if let Some(shards) = self.shards.get() {
-            let shard = &shards[id.0 as usize % shards.len()];
-            shard.seats.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    /// The shard of the current runtime's flushers that spoke `id` belongs
+    /// to, starting them (one per worker thread) if they are not running.
+    fn shard(&self, hub: &Arc<HubInner>, id: SpokeId) -> Arc<Shard> {
+        let handle = tokio::runtime::Handle::current();
+        let here = handle.id();
+        let pick = |runtime: &Runtime| runtime.shards[id.0 as usize % runtime.shards.len()].clone();
+        let running = |runtime: &Runtime| runtime.id == here && runtime.shards[0].is_running();
+        if let Some(runtime) = self.runtimes.read().unwrap_or_else(|e| e.into_inner()).iter().find(|r| running(r)) {
+            return pick(runtime);
         }
+        let mut runtimes = self.runtimes.write().unwrap_or_else(|e| e.into_inner());
+        // Those whose runtime has gone are left to the spokes seated there.
+        runtimes.retain(|r| r.shards[0].is_running());
+        if let Some(runtime) = runtimes.iter().find(|r| running(r)) {
+            return pick(runtime);
+        }
+        let workers = handle.metrics().num_workers().max(1);
+        let shards: Box<[Arc<Shard>]> = (0..workers)
+            .map(|_| {
+                let shard = Arc::new(Shard::default());
+                // Unconstrained: a pass writes to every parked spoke of the
+                // shard in one poll, which tokio's cooperative budget would
+                // cut off (with `Pending`) after 128 writes.
+                let gone = Gone(shard.clone());
+                handle.spawn(tokio::task::unconstrained(flusher(gone, Arc::downgrade(hub))));
+                shard
+            })
+            .collect();
+        let runtime = Runtime { id: here, shards };
+        let shard = pick(&runtime);
+        runtimes.push(runtime);
+        shard
     }
 
     /// Something was sent on the broadcast channel.
     pub(crate) fn wake(&self) {
-        for shard in self.shards.get().into_iter().flatten() {
-            shard.wake();
+        for runtime in self.runtimes.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            for shard in &runtime.shards {
+                shard.wake();
+            }
         }
     }
 }
 
 impl Drop for Flushers {
     fn drop(&mut self) {
-        for shard in self.shards.get().into_iter().flatten() {
-            shard.stopped.store(true, Ordering::Release);
-            shard.wake();
+        for runtime in self.runtimes.get_mut().unwrap_or_else(|e| e.into_inner()).iter() {
+            for shard in &runtime.shards {
+                shard.stopped.store(true, Ordering::Release);
+                shard.wake();
+            }
         }
     }
 }
 
 /// One shard's flusher: a pass over its parked spokes per wake.
-async fn flusher(shard: Arc<Shard>, hub: Weak<HubInner>) {
+async fn flusher(gone: Gone, hub: Weak<HubInner>) {
+    // Taken as an argument, so that it is dropped with the future even if
+    // the runtime never polls it.
+    let shard = gone.0.clone();
+    let _gone = gone;
     loop {
         shard.wake.notified().await;
         if shard.stopped.load(Ordering::Acquire) {
@@ -389,5 +444,68 @@ mod tests {
         let woken = turns() - before;
         assert!(woken < SPOKES as u64, "{woken} task turns for {EVENTS} events to {SPOKES} parked spokes");
         assert_eq!(hub.stats().events_out, (SPOKES * EVENTS) as u64, "the flusher counts what it writes");
+    }
+
+    /// Two spokes accepted on the current runtime, and a reader of the next
+    /// `n` events on each.
+    async fn read_events(hub: &Hub, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let (near, far) = tokio::io::duplex(64 * 1024);
+            hub.accept(WebSocketStream::from_raw_socket(near, Role::Server, None).await);
+            let mut spoke = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
+            readers.push(tokio::spawn(async move {
+                for i in 0..n {
+                    let next = tokio::time::timeout(std::time::Duration::from_secs(5), spoke.next()).await;
+                    match next.expect("the event arrives") {
+                        Some(Ok(Message::Text(text))) => assert!(text.contains(&format!(r#""id":"{i}""#)), "{text}"),
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }));
+        }
+        readers
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    /// A hub made on one runtime and serving spokes on another: the spokes
+    /// are written by flushers on their own runtime, not by those of the
+    /// first, which nobody drives here.
+    #[test]
+    fn spokes_accepted_on_another_runtime_are_written_there_while_the_first_is_idle() {
+        let first = runtime();
+        let hub = first.block_on(async { Hub::new(HubConfig::default()) });
+        runtime().block_on(async {
+            let readers = read_events(&hub, 3).await;
+            tokio::task::yield_now().await;
+            for i in 0..3 {
+                hub.dispatch(Event::new("elsewhere", i.to_string(), i)).unwrap();
+                tokio::task::yield_now().await;
+            }
+            for reader in readers {
+                reader.await.unwrap();
+            }
+        });
+        drop(first);
+    }
+
+    #[test]
+    fn a_hub_that_outlives_the_runtime_it_started_on_still_reaches_its_spokes() {
+        let hub = runtime().block_on(async { Hub::new(HubConfig::default()) });
+        // That runtime, and the flushers on it, are gone.
+        runtime().block_on(async {
+            let readers = read_events(&hub, 3).await;
+            tokio::task::yield_now().await;
+            for i in 0..3 {
+                hub.dispatch(Event::new("later", i.to_string(), i)).unwrap();
+                tokio::task::yield_now().await;
+            }
+            for reader in readers {
+                reader.await.unwrap();
+            }
+        });
     }
 }

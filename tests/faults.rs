@@ -222,10 +222,9 @@ async fn a_spoke_that_stops_reading_is_closed_and_everything_it_held_is_released
         .collect();
     let payload = json!("p".repeat(4096));
     for i in 0..EVENTS {
-        // Paced to the slowest reader, as a real publisher's rate would be.
-        while progress.iter().any(|p| p.load(Ordering::Relaxed) + 32 < i) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        // Paced to the slowest reader, as a real publisher's rate would be
+        // (and failing, not waiting for ever, if a reader stops).
+        wait_for(|| progress.iter().all(|p| p.load(Ordering::Relaxed) + 32 >= i)).await;
         hub.hub.dispatch(Event::new("flow", i.to_string(), payload.clone())).unwrap();
     }
     let mut received = 0;

@@ -41,11 +41,16 @@ impl TestHub {
         format!("ws://{}/", self.addr)
     }
 
-    /// Connects a spoke and waits until the hub has registered it.
+    /// Connects a spoke and waits until the hub has registered it: this
+    /// spoke, found by its address, not any (connections made at the same
+    /// time finish their handshakes in any order).
     pub async fn connect(&self) -> Ws {
-        let before = self.hub.stats().connections_total;
         let (ws, _) = tokio_tungstenite::connect_async(self.url()).await.expect("connect");
-        self.wait_until(|hub| hub.stats().connections_total > before).await;
+        let here = match ws.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp.local_addr().expect("local address"),
+            _ => unreachable!("the test hub is plain TCP"),
+        };
+        self.wait_until(|hub| hub.spokes().iter().any(|spoke| spoke.remote_addr() == Some(here))).await;
         ws
     }
 
@@ -186,10 +191,11 @@ pub struct RawSpoke {
 
 impl RawSpoke {
     pub async fn connect(hub: &TestHub) -> Self {
-        let before = hub.hub.stats().connections_total;
         let tcp = TcpStream::connect(hub.addr).await.expect("tcp connect");
+        let here = tcp.local_addr().expect("local address");
         let (ws, _) = tokio_tungstenite::client_async(hub.url(), tcp).await.expect("handshake");
-        hub.wait_until(|h| h.stats().connections_total > before).await;
+        // This spoke, by its address (see `TestHub::connect`).
+        hub.wait_until(|h| h.spokes().iter().any(|spoke| spoke.remote_addr() == Some(here))).await;
         Self { stream: ws.into_inner() }
     }
 
