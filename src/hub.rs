@@ -35,7 +35,11 @@ type DisconnectionHook = Arc<dyn Fn(&Spoke, &DisconnectReason) + Send + Sync>;
 /// - [`dispatch`](Self::dispatch) fans an event out to every connected
 ///   spoke. The envelope is serialized **once**; one
 ///   `tokio::sync::broadcast` channel carries the shared bytes to every
-///   connection's task. A spoke that sent `hub.subscribe` leaves that
+///   connection. A spoke with nothing else to write is *parked*: its
+///   receiver is read by a flusher (one per worker thread), which writes a
+///   dispatch to every parked spoke in one pass without waking their tasks,
+///   and hands a spoke back to its task when its socket does not take
+///   everything at once. A spoke that sent `hub.subscribe` leaves that
 ///   channel for a queue of its own, which the dispatch fills only with
 ///   what its patterns match: an event that k of N subscribed spokes want
 ///   wakes k tasks, not N.
@@ -63,20 +67,22 @@ type DisconnectionHook = Arc<dyn Fn(&Spoke, &DisconnectReason) + Send + Sync>;
 ///
 /// ## Backpressure
 /// The hub never waits for a spoke. A dispatched event is held (once, shared)
-/// until every spoke's task has written it or skipped past it; a spoke more
+/// until every spoke has been written it or skipped past it; a spoke more
 /// than [`HubConfig::broadcast_capacity`] events behind (on the channel, or
 /// in its own queue once it subscribed) has *lagged*, and
 /// [`HubConfig::slow_spoke_policy`] applies: by default it is closed with
 /// 1013; under [`SlowSpokePolicy::Skip`](crate::SlowSpokePolicy::Skip) it
 /// skips ahead and receives `hub.lagged` with the number it missed. A spoke
 /// whose socket takes longer than [`HubConfig::write_timeout`] to accept one
-/// batch is closed with 1013 too. Either way it is counted in
+/// batch is closed with 1013 too (a parked spoke whose socket is full is
+/// handed back to its task first, which waits for it that long). Either way it is counted in
 /// [`HubStats::lagged`] and logged. So a stalled spoke costs at most
 /// `broadcast_capacity` shared envelopes plus its own write buffer, and the
 /// other spokes neither wait nor lose anything.
 ///
-/// Each connection's task writes in batches: it takes every frame already
-/// waiting for it, feeds them all, and flushes once.
+/// Each spoke is written in batches: its task, or its flusher while it is
+/// parked, takes every frame already waiting for it and writes them in one
+/// (vectored) write.
 ///
 /// ## Closing
 /// Every spoke that goes away, by a close frame, a dropped TCP connection, a
@@ -255,7 +261,7 @@ impl Hub {
     /// Sends `event` to every connected spoke whose subscriptions match it
     /// (a spoke that never sent `hub.subscribe` receives everything).
     ///
-    /// The envelope is encoded once here; the connection tasks share the
+    /// The envelope is encoded once here; every spoke's write shares the
     /// bytes. Returns the number of spokes the event was queued for: every
     /// spoke that never subscribed, and each subscribed spoke one of whose
     /// patterns matches. It never waits: see [Backpressure](Self#backpressure).

@@ -23,10 +23,12 @@
 //! as it always has, so the slow-spoke policy is the same for a parked spoke
 //! as for any other.
 //!
-//! There is one shard per worker thread of the runtime that accepted the
-//! first spoke, so that the writes of a dispatch are spread as the spokes'
-//! tasks were. Spokes that sent `hub.subscribe` are not parked: the routes
-//! (`crate::routes`) wake only the k spokes an event is for.
+//! Each runtime that accepts spokes has one shard per worker thread, and a
+//! spoke is seated in a shard of the runtime its task runs on, so that the
+//! writes of a dispatch are spread as the spokes' tasks were, and no spoke
+//! waits on a runtime other than its own. Spokes that sent `hub.subscribe`
+//! are not parked: the routes (`crate::routes`) wake only the k spokes an
+//! event is for.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
