@@ -505,25 +505,33 @@ where
     /// Adds an event's frame to the batch: shared as it is where it is
     /// large and the socket takes vectored writes, copied otherwise.
     async fn feed(&mut self, out: &Arc<Outgoing>) -> Step {
-        let share = self.wire.shares(&out.frame);
-        self.count_out(&out.frame);
-        let limit = self.hub.config.write_buffer_size;
-        if self.wire.lock().must_write_before(&out.frame, share, limit) {
-            self.write_batch_out().await?;
-        }
-        self.wire.lock().push(out, share);
-        Ok(())
+        let shared = self.wire.shares(&out.frame).then_some(out);
+        self.feed_frame(&out.frame, shared).await
     }
 
     /// Adds a copy of a frame from the hub (an acknowledgement, an error,
     /// `hub.lagged`) to the batch.
     async fn feed_control(&mut self, frame: &Frame) -> Step {
+        self.feed_frame(frame, None).await
+    }
+
+    /// Adds a frame to the batch, writing the batch first if the frame
+    /// would take it past its bounds; one lock when there is room.
+    async fn feed_frame(&mut self, frame: &Frame, shared: Option<&Arc<Outgoing>>) -> Step {
         self.count_out(frame);
         let limit = self.hub.config.write_buffer_size;
-        if self.wire.lock().must_write_before(frame, false, limit) {
+        let added = {
+            let mut wire = self.wire.lock();
+            let room = !wire.must_write_before(frame, shared.is_some(), limit);
+            if room {
+                wire.push(frame, shared);
+            }
+            room
+        };
+        if !added {
             self.write_batch_out().await?;
+            self.wire.lock().push(frame, shared);
         }
-        self.wire.lock().batch.copy(frame.as_bytes());
         Ok(())
     }
 

@@ -116,12 +116,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WireState<S> {
             && (copies_full || batch.len() + len > batch::MAX_BYTES || batch.pieces() >= batch::MAX_SLICES)
     }
 
-    /// Adds an event's frame to the batch: shared or copied.
-    pub(crate) fn push(&mut self, out: &Arc<Outgoing>, shared: bool) {
-        if shared {
-            self.batch.share(out.clone());
-        } else {
-            self.batch.copy(out.frame.as_bytes());
+    /// Adds a frame to the batch: the event's own, shared, where `shared`
+    /// is given; a copy of `frame` otherwise.
+    pub(crate) fn push(&mut self, frame: &Frame, shared: Option<&Arc<Outgoing>>) {
+        match shared {
+            Some(out) => self.batch.share(out.clone()),
+            None => self.batch.copy(frame.as_bytes()),
         }
     }
 
@@ -200,7 +200,7 @@ where
                         // task will write.
                         hand_back = true;
                     }
-                    state.push(&out, shared);
+                    state.push(&out.frame, shared.then_some(&out));
                     tally.count(&out.frame);
                     fed += 1;
                 }
@@ -448,16 +448,17 @@ mod tests {
         assert_eq!(hub.stats().events_out, (SPOKES * EVENTS) as u64, "the flusher counts what it writes");
     }
 
-    /// Two spokes accepted on the current runtime, and a reader of the next
-    /// `n` events on each.
-    async fn read_events(hub: &Hub, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Accepts two spokes on the current runtime, dispatches three events,
+    /// and fails unless each spoke receives all three, in order, in time.
+    async fn dispatch_and_read(hub: &Hub) {
+        const EVENTS: usize = 3;
         let mut readers = Vec::new();
         for _ in 0..2 {
             let (near, far) = tokio::io::duplex(64 * 1024);
             hub.accept(WebSocketStream::from_raw_socket(near, Role::Server, None).await);
             let mut spoke = WebSocketStream::from_raw_socket(far, Role::Client, None).await;
             readers.push(tokio::spawn(async move {
-                for i in 0..n {
+                for i in 0..EVENTS {
                     let next = tokio::time::timeout(std::time::Duration::from_secs(5), spoke.next()).await;
                     match next.expect("the event arrives") {
                         Some(Ok(Message::Text(text))) => assert!(text.contains(&format!(r#""id":"{i}""#)), "{text}"),
@@ -466,7 +467,14 @@ mod tests {
                 }
             }));
         }
-        readers
+        tokio::task::yield_now().await;
+        for i in 0..EVENTS {
+            hub.dispatch(Event::new("elsewhere", i.to_string(), i)).unwrap();
+            tokio::task::yield_now().await;
+        }
+        for reader in readers {
+            reader.await.unwrap();
+        }
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -480,17 +488,7 @@ mod tests {
     fn spokes_accepted_on_another_runtime_are_written_there_while_the_first_is_idle() {
         let first = runtime();
         let hub = first.block_on(async { Hub::new(HubConfig::default()) });
-        runtime().block_on(async {
-            let readers = read_events(&hub, 3).await;
-            tokio::task::yield_now().await;
-            for i in 0..3 {
-                hub.dispatch(Event::new("elsewhere", i.to_string(), i)).unwrap();
-                tokio::task::yield_now().await;
-            }
-            for reader in readers {
-                reader.await.unwrap();
-            }
-        });
+        runtime().block_on(dispatch_and_read(&hub));
         drop(first);
     }
 
@@ -498,16 +496,6 @@ mod tests {
     fn a_hub_that_outlives_the_runtime_it_started_on_still_reaches_its_spokes() {
         let hub = runtime().block_on(async { Hub::new(HubConfig::default()) });
         // That runtime, and the flushers on it, are gone.
-        runtime().block_on(async {
-            let readers = read_events(&hub, 3).await;
-            tokio::task::yield_now().await;
-            for i in 0..3 {
-                hub.dispatch(Event::new("later", i.to_string(), i)).unwrap();
-                tokio::task::yield_now().await;
-            }
-            for reader in readers {
-                reader.await.unwrap();
-            }
-        });
+        runtime().block_on(dispatch_and_read(&hub));
     }
 }
